@@ -1,0 +1,6 @@
+"""Stages: one module per stage wrapper, pure kernels beside them (kernels import nothing from
+`pipeline`). STAGES is the closed registry: `type:` in YAML -> "module:Class"."""
+
+STAGES = {
+    "annotate": "stages.annotate:AnnotateStage",
+}
