@@ -1,0 +1,4 @@
+"""Result sinks. SINKS is the closed registry: `sinks[i].type` in YAML -> "module:Class"."""
+
+SINKS: dict[str, str] = {
+}
