@@ -1,0 +1,130 @@
+"""Run statistics: per stage frames in/out, drops, p50/p95 latency of process, busy time; queue
+high-water marks and drops per edge; whole-run fps, end-to-end latency (decoded -> written by the
+sinks) p50/p95 and peak RSS. `RunStats.to_dict()` for the API and benchmarks, `format_table` for the CLI.
+"""
+from __future__ import annotations
+
+import resource
+import sys
+import threading
+import time
+from array import array
+from typing import Any
+
+import numpy as np
+
+
+def _pct(values: array, q: float) -> float | None:
+    if not len(values):
+        return None
+    return round(float(np.percentile(np.frombuffer(values, dtype=np.float64), q)) * 1000.0, 3)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024, 1)
+
+
+class StageStats:
+    """Counters of one thread's work. Written only by that thread; read at the end (or for progress)."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name, self.kind = name, kind
+        self.frames_in = 0
+        self.frames_out = 0
+        self.dropped = 0     # the stage returned None
+        self.discarded = 0   # thrown away after a stop or an error upstream of it
+        self.busy = 0.0
+        self.latency = array("d")  # seconds per frame of process()/write()
+
+    def record(self, n_in: int, n_out: int, seconds: float) -> None:
+        self.frames_in += n_in
+        self.frames_out += n_out
+        self.dropped += n_in - n_out
+        self.busy += seconds
+        per_frame = seconds / max(n_in, 1)
+        self.latency.extend([per_frame] * n_in)
+
+    def to_dict(self, wall: float) -> dict[str, Any]:
+        return {"name": self.name, "type": self.kind, "frames_in": self.frames_in, "frames_out": self.frames_out,
+                "dropped": self.dropped, "discarded": self.discarded,
+                "p50_ms": _pct(self.latency, 50), "p95_ms": _pct(self.latency, 95),
+                "busy_s": round(self.busy, 4), "busy_pct": round(100.0 * self.busy / wall, 1) if wall > 0 else None}
+
+
+class RunStats:
+    def __init__(self) -> None:
+        self.stages: list[StageStats] = []
+        self.e2e = array("d")
+        self.frames_read = 0
+        self.frames_written = 0
+        self.started = time.perf_counter()
+        self.ended: float | None = None
+        self._lock = threading.Lock()
+
+    def add_stage(self, name: str, kind: str) -> StageStats:
+        stats = StageStats(name, kind)
+        self.stages.append(stats)
+        return stats
+
+    def written(self, latency: float) -> None:
+        self.e2e.append(latency)
+        self.frames_written += 1
+
+    @property
+    def wall(self) -> float:
+        return (self.ended or time.perf_counter()) - self.started
+
+    def to_dict(self, edges=(), source: dict | None = None, summaries: dict | None = None,
+                **extra) -> dict[str, Any]:
+        wall = self.wall
+        stages = [s.to_dict(wall) for s in self.stages]
+        for row in stages:
+            if summaries and summaries.get(row["name"]):
+                row["summary"] = summaries[row["name"]]
+        queues = [e.stats() for e in edges]
+        return {
+            "frames_read": self.frames_read, "frames_written": self.frames_written,
+            "wall_s": round(wall, 4), "fps": round(self.frames_written / wall, 2) if wall > 0 else None,
+            "latency_ms": {"p50": _pct(self.e2e, 50), "p95": _pct(self.e2e, 95)},
+            "drops": sum(q["drops"] for q in queues), "peak_rss_mb": peak_rss_mb(),
+            **extra, "source": source or {}, "stages": stages, "queues": queues,
+        }
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    cells = [header] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_table(stats: dict) -> str:
+    """The end-of-run summary: stages, queues, and one line for the whole run."""
+    rows = [[s["name"], s["frames_in"], s["frames_out"], s["dropped"], s["p50_ms"], s["p95_ms"], s["busy_pct"]]
+            for s in stats["stages"]]
+    lines = _table(["stage", "in", "out", "dropped", "p50 ms", "p95 ms", "busy %"], rows)
+    for s in stats["stages"]:
+        if s.get("summary"):
+            lines.append(f"  {s['name']}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in s["summary"].items()))
+    lines.append("")
+    lines += _table(["queue", "size", "policy", "high water", "drops"],
+                    [[q["edge"], q["size"], q["policy"], q["high_water"], q["drops"]] for q in stats["queues"]])
+    src = {k: v for k, v in stats.get("source", {}).items() if k not in ("uri", "type")}
+    if src:
+        lines.append("source: " + ", ".join(f"{k}={_fmt(v)}" for k, v in src.items()))
+    lat = stats["latency_ms"]
+    lines.append(f"{stats['frames_written']} frames written of {stats['frames_read']} read in {stats['wall_s']:.2f} s: "
+                 f"{_fmt(stats['fps'])} fps, end-to-end latency p50 {_fmt(lat['p50'])} ms, p95 {_fmt(lat['p95'])} ms, "
+                 f"{stats['drops']} dropped in queues, peak RSS {stats['peak_rss_mb']} MiB")
+    return "\n".join(lines)
