@@ -1,6 +1,9 @@
 """Frame sources. SOURCES is the closed registry: `source.type` in YAML -> "module:Class"."""
 
 SOURCES: dict[str, str] = {
+    "file": "pipeline.sources.file:FileSource",
+    "folder": "pipeline.sources.folder:FolderSource",
+    "lavfi": "pipeline.sources.lavfi:LavfiSource",
 }
 
 
