@@ -1,0 +1,152 @@
+"""A per-pixel running Gaussian background model in torch (GPU-capable, batched).
+
+Each pixel keeps a mean colour, one variance shared by its three channels (as in MOG2) and an age
+(frames it has been observed). A pixel is foreground when its squared distance to the mean exceeds
+`threshold` times the variance (MOG2's `varThreshold`). The learning rate adapts: a pixel seen for
+`age` frames learns at max(rate, 1/(age+1)), so a fresh model (or a pixel that has just come into
+view after a camera move) converges in a few frames and then settles at `rate`; foreground and
+shadow pixels learn `foreground_factor` times slower, so a walking person does not smear into the
+model. A second, candidate colour per pixel absorbs what stays: a foreground pixel whose colour
+holds still for `absorb_frames` frames (a ghost left where an object stood in the first frame, a
+parked object) becomes background. Shadows follow MOG2's test: the pixel is a darker copy of the
+background, brightness ratio a = <x,mu>/|mu|^2 in [shadow_ratio, 1] and colour distortion
+|x - a mu|^2 below threshold * var * a^2; shadow pixels are not foreground.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def to_batch(image: torch.Tensor) -> torch.Tensor:
+    """(3,H,W) or (B,3,H,W), any dtype -> contiguous (B,3,H,W) float32 in [0,255]."""
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"image: expected (3,H,W) or (B,3,H,W), got {tuple(image.shape)}")
+    return image.to(torch.float32).contiguous()
+
+
+def downscale(image: torch.Tensor, scale: float) -> torch.Tensor:
+    """Area-average resize by `scale` in (0, 1]. Convention: (B,C,H,W) float -> (B,C,round(H*s),round(W*s))."""
+    if not 0 < scale <= 1:
+        raise ValueError(f"scale: expected 0 < scale <= 1, got {scale}")
+    if scale == 1:
+        return image
+    h, w = max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale))
+    return F.interpolate(image, size=(h, w), mode="area")
+
+
+def _csum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over the 3 channels of (B,3,H,W), keepdim (faster than .sum(1) on the CPU)."""
+    return t[:, 0:1] + t[:, 1:2] + t[:, 2:3]
+
+
+class GaussianBackground:
+    """Running Gaussian per pixel. Convention: `apply` takes (3,H,W) or (B,3,H,W) images (uint8 or
+    float in [0,255]) and returns (fg, shadow), two (B,H,W) bool tensors on the image's device.
+    Variances are in squared intensity levels per channel; rates are per frame, in (0, 1]."""
+
+    def __init__(self, rate: float = 0.01, threshold: float = 16.0, foreground_factor: float = 0.1,
+                 shadows: bool = True, shadow_ratio: float = 0.5, absorb_frames: int = 60,
+                 var_init: float = 225.0, var_min: float = 16.0, var_max: float = 5625.0) -> None:
+        if not 0 < rate <= 1:
+            raise ValueError(f"rate: expected 0 < rate <= 1, got {rate}")
+        if threshold <= 0:
+            raise ValueError(f"threshold: expected > 0, got {threshold}")
+        if not 0 <= foreground_factor <= 1:
+            raise ValueError(f"foreground_factor: expected 0 <= x <= 1, got {foreground_factor}")
+        if not 0 < shadow_ratio < 1:
+            raise ValueError(f"shadow_ratio: expected 0 < x < 1, got {shadow_ratio}")
+        if absorb_frames < 0:
+            raise ValueError(f"absorb_frames: expected >= 0 (0 = never), got {absorb_frames}")
+        if not 0 < var_min <= var_init <= var_max:
+            raise ValueError(f"variances: expected 0 < var_min <= var_init <= var_max, got {var_min}, {var_init}, {var_max}")
+        self.rate, self.threshold, self.foreground_factor = rate, threshold, foreground_factor
+        self.shadows, self.shadow_ratio, self.absorb_frames = shadows, shadow_ratio, absorb_frames
+        self.var_init, self.var_min, self.var_max = var_init, var_min, var_max
+        self.state: torch.Tensor | None = None  # (B,9,H,W): mean(3) var(1) age(1) candidate(3) hits(1)
+
+    def reset(self) -> None:
+        self.state = None
+
+    @property
+    def mean(self) -> torch.Tensor | None:
+        return None if self.state is None else self.state[:, 0:3]
+
+    @property
+    def var(self) -> torch.Tensor | None:
+        return None if self.state is None else self.state[:, 3:4]
+
+    @property
+    def age(self) -> torch.Tensor | None:
+        return None if self.state is None else self.state[:, 4:5]
+
+    def _init_state(self, x: torch.Tensor) -> None:
+        b, _, h, w = x.shape
+        self.state = torch.zeros((b, 9, h, w), dtype=torch.float32, device=x.device)
+        self.state[:, 0:3] = x
+        self.state[:, 3:4] = self.var_init
+        self.state[:, 5:8] = x
+
+    def apply(self, image: torch.Tensor, learn: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Classify then (if `learn`) update. Returns (fg, shadow) as (B,H,W) bool tensors."""
+        x = to_batch(image)
+        if self.state is None or self.state.shape[0] != x.shape[0] or self.state.shape[2:] != x.shape[2:] \
+                or self.state.device != x.device:
+            self._init_state(x)
+        s = self.state
+        mean, var, age = s[:, 0:3], s[:, 3:4], s[:, 4:5]
+        diff = x - mean
+        d2 = _csum(diff * diff)
+        known = age > 0.5
+        fg = (d2 > self.threshold * var) & known
+        shadow = torch.zeros_like(fg)
+        if self.shadows:
+            num = _csum(x * mean)
+            a = num / _csum(mean * mean).clamp_min(1e-6)
+            dist2a = (_csum(x * x) - num * a).clamp_min(0)  # |x - a mu|^2 with a = <x,mu>/|mu|^2
+            shadow = fg & (a >= self.shadow_ratio) & (a <= 1) & (dist2a < self.threshold * var * a * a)
+            fg = fg & ~shadow
+        if learn:
+            self._update(x, diff, d2, fg, shadow, known)
+        return fg[:, 0], shadow[:, 0]
+
+    def _update(self, x, diff, d2, fg, shadow, known) -> None:
+        s = self.state
+        mean, var, age, cand, hits = s[:, 0:3], s[:, 3:4], s[:, 4:5], s[:, 5:8], s[:, 8:9]
+        moving = (fg | shadow).to(torch.float32)
+        rate = torch.clamp(1.0 / (age + 1.0), min=self.rate)
+        rate = rate * (1.0 - (1.0 - self.foreground_factor) * moving)
+        mean.add_(rate * diff)
+        kf = known.to(torch.float32)
+        new_var = var + rate * (d2 * (1.0 / 3.0) - var)
+        var.copy_((kf * new_var + (1.0 - kf) * self.var_init).clamp_(self.var_min, self.var_max))
+        age.add_(1.0).clamp_(max=1e6)
+        if self.absorb_frames <= 0:
+            return
+        # candidate colour: follows a foreground pixel while it holds still; promoted when it has
+        fgf = fg.to(torch.float32)
+        dc = x - cand
+        still = (_csum(dc * dc) < self.threshold * var).to(torch.float32) * fgf
+        hits.mul_(still).add_(fgf)  # still: hits+1; new colour: 1; background: 0
+        cand.add_(dc * (fgf / hits.clamp_min(1.0)) * still + dc * (fgf - still))  # running mean / restart
+        promote = (hits >= self.absorb_frames).to(torch.float32)
+        mean.add_(promote * (cand - mean))
+        var.add_(promote * (self.var_init - var))
+        hits.mul_(1.0 - promote)
+
+    def warp(self, grid: torch.Tensor) -> None:
+        """Resample the state through `grid` (B,H,W,2, normalized, align_corners=False) as made by
+        `motion.homography_grid`: the model follows the camera. Pixels that come from outside the
+        old view (or straddle its border) restart with age 0 and the initial variance."""
+        if self.state is None:
+            return
+        b, _, h, w = self.state.shape
+        ones = torch.ones((b, 1, h, w), dtype=torch.float32, device=self.state.device)
+        out = F.grid_sample(torch.cat([self.state, ones], 1), grid.to(torch.float32), mode="bilinear",
+                            padding_mode="zeros", align_corners=False)
+        inside = (out[:, 9:10] > 0.999).to(torch.float32)
+        state = out[:, :9] * inside
+        state[:, 3:4] += (1.0 - inside) * self.var_init  # outside: age 0, initial variance, no hits
+        self.state = state.contiguous()

@@ -1,0 +1,78 @@
+"""Camera motion for background models: a frame-to-frame homography from sparse features (OpenCV)
+and the sampling grid that moves a model's state along it (torch).
+
+Homographies map pixel coordinates (pixel centres at integers) of one frame to another and are
+named by frames: `cur_from_prev` maps a point of the previous frame to the current one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def scale_matrix(scale: float) -> np.ndarray:
+    """Full-resolution pixels -> pixels of an image resized by `scale` (centres at integers).
+    Convention: 3x3 float64, u = (x + 0.5) * scale - 0.5."""
+    off = 0.5 * scale - 0.5
+    return np.array([[scale, 0.0, off], [0.0, scale, off], [0.0, 0.0, 1.0]])
+
+
+def rescale_homography(h_full: np.ndarray, scale: float) -> np.ndarray:
+    """A homography between full-resolution frames expressed between frames resized by `scale`."""
+    s = scale_matrix(scale)
+    return s @ np.asarray(h_full, np.float64) @ np.linalg.inv(s)
+
+
+class FrameMotion:
+    """Frame-to-frame homography from Shi-Tomasi corners tracked by pyramidal Lucas-Kanade, fitted
+    with RANSAC. Convention: `update(gray)` takes (H,W) uint8 and returns `cur_from_prev` (3x3
+    float64) or None on the first frame or when fewer than `min_inliers` points agree."""
+
+    def __init__(self, max_points: int = 300, min_distance: int = 7, ransac_px: float = 1.5,
+                 min_inliers: int = 12) -> None:
+        if max_points < 8:
+            raise ValueError(f"max_points: expected >= 8, got {max_points}")
+        self.max_points, self.min_distance = max_points, min_distance
+        self.ransac_px, self.min_inliers = ransac_px, min_inliers
+        self.prev: np.ndarray | None = None
+        self.inlier_ratio = 0.0
+
+    def update(self, gray: np.ndarray) -> np.ndarray | None:
+        import cv2
+
+        if gray.ndim != 2 or gray.dtype != np.uint8:
+            raise ValueError(f"gray: expected (H,W) uint8, got {gray.shape} {gray.dtype}")
+        prev, self.prev = self.prev, gray
+        self.inlier_ratio = 0.0
+        if prev is None or prev.shape != gray.shape:
+            return None
+        pts = cv2.goodFeaturesToTrack(prev, self.max_points, 0.01, self.min_distance, blockSize=5)
+        if pts is None or len(pts) < self.min_inliers:
+            return None
+        nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, gray, pts, None, winSize=(15, 15), maxLevel=3)
+        ok = status.reshape(-1) == 1
+        if ok.sum() < self.min_inliers:
+            return None
+        h, inl = cv2.findHomography(pts[ok], nxt[ok], cv2.RANSAC, self.ransac_px)
+        if h is None or inl is None or int(inl.sum()) < self.min_inliers:
+            return None
+        self.inlier_ratio = float(inl.sum()) / float(len(pts))
+        return h
+
+
+def homography_grid(prev_from_cur: np.ndarray, height: int, width: int, device="cpu", batch: int = 1):
+    """Sampling grid for `torch.nn.functional.grid_sample(..., align_corners=False)`: for every
+    pixel of the current frame, where it was in the previous one. Convention: prev_from_cur 3x3
+    maps current pixels to previous pixels (centres at integers); returns (batch,H,W,2) float32
+    normalized to [-1,1]."""
+    import torch
+
+    h = torch.as_tensor(np.asarray(prev_from_cur, np.float64), dtype=torch.float64, device=device)
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float64),
+                            torch.arange(width, device=device, dtype=torch.float64), indexing="ij")
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ h.T
+    z = pts[..., 2:3]
+    z = torch.where(z.abs() < 1e-9, torch.full_like(z, 1e-9), z)
+    xy = pts[..., :2] / z
+    norm = torch.tensor([2.0 / width, 2.0 / height], dtype=torch.float64, device=device)
+    grid = (xy + 0.5) * norm - 1.0
+    return grid.to(torch.float32).unsqueeze(0).expand(batch, -1, -1, -1)

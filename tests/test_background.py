@@ -1,0 +1,118 @@
+"""The `background` stage: backends on a synthetic static-camera scene, mask conventions,
+motion compensation, box masks from detections, config validation."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+from pipeline.frame import Detections, Frame, Plane
+from pipeline.params import ConfigError, build_or_raise
+from pipeline.stage import SourceInfo, StageContext
+from stages.background import BackgroundStage
+from test_segmentation import blob_scene, iou, textured_background
+
+
+def make_stage(device="cpu", **raw) -> BackgroundStage:
+    stage = BackgroundStage(build_or_raise(BackgroundStage.Params, raw, "stages[0]"))
+    stage.setup(StageContext(device, SourceInfo("synthetic", 160, 120, 30.0, False), threading.Event(),
+                             logging.getLogger("test")))
+    return stage
+
+
+def host(mask) -> np.ndarray:
+    return mask if isinstance(mask, np.ndarray) else mask.cpu().numpy()
+
+
+@pytest.mark.parametrize("raw, min_iou", [
+    ({}, 0.8),
+    ({"scale": 1.0}, 0.85),
+    ({"backend": "mog2"}, 0.7),
+    ({"backend": "knn"}, 0.7),
+])
+def test_backends_recover_moving_blobs(raw, min_iou, device):
+    stage = make_stage(device if raw.get("backend", "torch") == "torch" else "cpu", **raw)
+    scores = []
+    for t, (img, gt) in enumerate(blob_scene(55, start=25)):
+        frame = stage.process(Frame(t, t / 30, img))
+        mask = host(frame.mask)
+        assert mask.shape == (120, 160) and mask.dtype == np.uint8
+        if t >= 30:
+            scores.append(iou(mask > 0, gt))
+    stage.close()
+    assert np.mean(scores) > min_iou, np.mean(scores)
+    assert set(np.unique(mask)) <= {0, 255}
+
+
+def test_mask_convention_by_device(device):
+    stage = make_stage(device)
+    frame = stage.process(Frame(0, 0.0, textured_background(120, 160)))
+    if device == "cpu":
+        assert isinstance(frame.mask, np.ndarray)
+    else:
+        assert str(frame.mask.device).startswith("cuda") and str(frame.mask.dtype) == "torch.uint8"
+
+
+def test_warmup_gives_empty_masks():
+    stage = make_stage(warmup=20)
+    for t, (img, gt) in enumerate(blob_scene(20, start=12)):
+        assert stage.process(Frame(t, t / 30, img)).mask.max() == 0
+
+
+def pan(n, step=4.0, blob=True):
+    import cv2
+
+    big = textured_background(200, 320, seed=7)
+    rng = np.random.default_rng(2)
+    for t in range(n):
+        shift = np.array([[1, 0, -step * t], [0, 1, -0.5 * t], [0, 0, 1]])  # frame_from_world
+        img = cv2.warpAffine(big, shift[:2], (160, 120), flags=cv2.INTER_LINEAR)
+        gt = np.zeros((120, 160), bool)
+        if blob and t >= 10:
+            gt[40:80, 20 + 3 * (t - 10):40 + 3 * (t - 10)] = True
+            img[gt] = (30, 220, 40)
+        yield np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8), gt, shift
+
+
+@pytest.mark.parametrize("compensate", ["homography", "plane"])
+def test_motion_compensation_on_a_panning_camera(compensate, device):
+    stage = make_stage(device, compensate=compensate, scale=1.0)
+    plain = make_stage(device, scale=1.0)
+    comp_scores, plain_scores = [], []
+    for t, (img, gt, frame_from_world) in enumerate(pan(30)):
+        frame = Frame(t, t / 30, img)
+        frame.plane = Plane(frame_from_world, None, True, 1.0)
+        mask = host(stage.process(frame).mask) > 0
+        other = host(plain.process(Frame(t, t / 30, img)).mask) > 0
+        if t >= 15:
+            comp_scores.append(iou(mask, gt))
+            plain_scores.append(iou(other, gt))
+    assert np.mean(comp_scores) > 0.8, np.mean(comp_scores)
+    assert np.mean(plain_scores) < np.mean(comp_scores) - 0.2  # uncompensated: the pan saturates the variance
+    if compensate == "homography":
+        assert stage.summary()["motion_lost"] == 0
+
+
+def test_mask_from_detections():
+    stage = make_stage(source="detections", classes=[0], min_score=0.5, grow=0.0)
+    assert stage.reads == {"detections"}
+    frame = Frame(0, 0.0, np.zeros((120, 160, 3), np.uint8))
+    frame.detections = Detections(np.array([[10, 10, 20, 30], [50, 50, 60, 60], [70, 5, 80, 9]], np.float32),
+                                  np.array([0.9, 0.9, 0.2]), np.array([0, 1, 0]))
+    mask = stage.process(frame).mask
+    assert mask[10:30, 10:20].all() and mask.sum() == 255 * 200
+    frame.detections = None
+    assert stage.process(frame).mask.sum() == 0
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"backend": "mog2", "compensate": "homography"}, "stages[0].compensate"),
+    ({"open_size": 4}, "stages[0].open_size"),
+    ({"scale": 0}, "stages[0].scale"),
+    ({"backend": "gmm"}, "stages[0].backend"),
+])
+def test_bad_params_name_their_path(raw, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
+        build_or_raise(BackgroundStage.Params, raw, "stages[0]")
