@@ -116,7 +116,8 @@ def load_yaml(path) -> dict:
     try:
         doc = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as exc:
-        tag = str(getattr(exc, "problem", "")).split("tag")[-1].strip().strip("'")
+        found = re.search(r"'([^']+)'", str(getattr(exc, "problem", "")))
+        tag = found.group(1).replace("tag:yaml.org,2002:", "!!") if found else "?"
         raise ConfigError(f"{p}{_line_of(exc)}: tag {tag!r} is not allowed (plain YAML only, safe_load)") from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

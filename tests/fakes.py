@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,13 @@ class FakeSource(Source):
     def __init__(self, params=None, **kw) -> None:
         super().__init__(params if params is not None else FakeSourceParams(**kw))
         self.produced = 0
+        self.alive = 0  # images not yet garbage-collected: frames held anywhere in the chain
         self.opens = self.closes = 0
+        self._lock = threading.Lock()
+
+    def _count(self, delta: int) -> None:
+        with self._lock:
+            self.alive += delta
 
     def open(self) -> SourceInfo:
         self.opens += 1
@@ -52,6 +59,8 @@ class FakeSource(Source):
             if p.interval:
                 time.sleep(p.interval)
             image = np.full((p.height, p.width, 3), i % 256, np.uint8)
+            self._count(1)
+            weakref.finalize(image, self._count, -1)
             self.produced += 1
             yield Frame(i, i / p.fps, image, pts=i, source=p.uri)
 
@@ -167,7 +176,7 @@ class FakeSink(Sink):
         self.indices.append(frame.index)
         self.times.append(frame.time)
         if self.source is not None:
-            self.max_in_flight = max(self.max_in_flight, self.source.produced - len(self.indices))
+            self.max_in_flight = max(self.max_in_flight, self.source.alive)
 
     def close(self) -> None:
         self.closes += 1
