@@ -177,7 +177,10 @@ class Frame:
         self.flow = None          # (2,H,W) float32 numpy array or torch tensor, channel 0 = dx
         self.activities: dict[int, str] = {}  # track_id -> activity label
         self.events: list[dict] = []
-        self.mask = None          # (H,W) foreground mask, uint8 0/255 or bool (numpy or torch)
+        # (H,W) uint8 foreground mask, 0 = background, 255 = foreground: a numpy array when the
+        # writer ran on the CPU, a torch tensor on the writer's device otherwise. Read it with
+        # `mask != 0` (works for both) or stages.segmentation.masks.host_mask / device_mask.
+        self.mask = None
         self.plane: Plane | None = None
         self.meta: dict[str, Any] = {}
         self.timings: dict[str, float] = {}

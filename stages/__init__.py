@@ -3,4 +3,5 @@
 
 STAGES = {
     "annotate": "stages.annotate:AnnotateStage",
+    "background": "stages.background:BackgroundStage",
 }
