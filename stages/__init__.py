@@ -3,5 +3,6 @@
 
 STAGES = {
     "annotate": "stages.annotate:AnnotateStage",
+    "planar_track": "stages.planar_track:PlanarTrackStage",
     "background": "stages.background:BackgroundStage",
 }
