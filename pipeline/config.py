@@ -219,6 +219,9 @@ def validate(doc: dict, registries: Registries | None = None, origin: str = "<di
             errors.append(f"{key}: unknown section{suggest(key, SECTIONS)}; known: {', '.join(SECTIONS)}")
     source, max_frames = _source(doc.get("source"), regs.sources, errors)
     settings = build(PipelineSettings, doc.get("pipeline"), "pipeline", errors)
+    raw_settings = doc.get("pipeline")
+    if settings is None and isinstance(raw_settings, dict) and isinstance(raw_settings.get("device"), str):
+        errors += [f"pipeline.{e}" for e in PipelineSettings(device=raw_settings["device"]).validate()]
     stages = [_component(item, f"stages[{i}]", regs.stages, errors, named=True)
               for i, item in enumerate(_items(doc.get("stages"), "stages", errors))]
     sinks = [_component(item, f"sinks[{i}]", regs.sinks, errors, named=False)
