@@ -61,14 +61,36 @@ def make_video(path, n: int = 30, fps: int = 30, size=(160, 120), times=None, co
     return path
 
 
-def decode_all(path) -> tuple[list[np.ndarray], list[float], dict]:
-    """Every frame of a file as BGR arrays, their times (pts * time_base) and stream facts."""
+def decode_all(path, tolerant: bool = False) -> tuple[list[np.ndarray], list[float], dict]:
+    """Every frame of a file as BGR arrays, their times (pts * time_base) and stream facts.
+    `tolerant`: skip packets that fail to decode (a file cut mid-write), as a player does."""
     images, times = [], []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         facts = {"codec": stream.codec_context.name, "width": stream.codec_context.width,
                  "height": stream.codec_context.height, "pix_fmt": stream.codec_context.pix_fmt}
-        for frame in container.decode(stream):
-            images.append(frame.to_ndarray(format="bgr24"))
-            times.append(float(frame.pts * frame.time_base))
+        for packet in container.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                if not tolerant:
+                    raise
+                continue
+            for frame in decoded:
+                images.append(frame.to_ndarray(format="bgr24"))
+                times.append(float(frame.pts * frame.time_base))
     return images, times, facts
+
+
+def mp4_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
+    """Top-level ISO-BMFF boxes as (type, offset, size)."""
+    import struct
+
+    out, i = [], 0
+    while i + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[i:i + 8])
+        if size < 8:
+            break
+        out.append((kind, i, size))
+        i += size
+    return out
