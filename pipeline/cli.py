@@ -165,9 +165,6 @@ def cmd_run(args) -> int:
         progress.close()
     if cfg.settings.stats and not args.quiet:
         print(format_table(stats))
-    outputs = [str(getattr(s.params, "path", "")) for s in cfg.sinks if getattr(s.params, "path", None)]
-    if outputs and not args.quiet:
-        print("wrote " + ", ".join(outputs))
     return 0
 
 

@@ -318,8 +318,8 @@ class Runner:
     def _finish(self) -> None:
         if self.alive():
             self._abort.set()
-        self.stats.ended = time.perf_counter()
         self._close_all()
+        self.stats.ended = time.perf_counter()  # finalizing the outputs is part of the run
         extra = {"device": self.device, "drop_policy": self.drop_policy,
                  "stopped": "error" if self._error else ("stop" if self._stop_at else "end")}
         source = {"type": getattr(self.source, "type_name", ""), "uri": getattr(self.info, "uri", "")}
@@ -333,6 +333,12 @@ class Runner:
                 summaries[stage.name] = stage.summary() or {}
             except Exception as exc:  # noqa: BLE001
                 log.warning("%s.summary() failed: %s", stage.name, exc)
+        extra["outputs"] = []
+        for sink in self.sinks:
+            try:
+                extra["outputs"].append({"type": _label(sink), **(getattr(sink, "summary", dict)() or {})})
+            except Exception as exc:  # noqa: BLE001
+                log.warning("sink %s: summary() failed: %s", _label(sink), exc)
         self.result = self.stats.to_dict(self.edges, source, summaries, **extra)
 
     def _close_all(self) -> None:

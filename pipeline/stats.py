@@ -123,6 +123,10 @@ def format_table(stats: dict) -> str:
     src = {k: v for k, v in stats.get("source", {}).items() if k not in ("uri", "type")}
     if src:
         lines.append("source: " + ", ".join(f"{k}={_fmt(v)}" for k, v in src.items()))
+    for out in stats.get("outputs", ()):
+        fields = {k: v for k, v in out.items() if k != "type"}
+        if fields:
+            lines.append(f"sink {out['type']}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in fields.items()))
     lat = stats["latency_ms"]
     lines.append(f"{stats['frames_written']} frames written of {stats['frames_read']} read in {stats['wall_s']:.2f} s: "
                  f"{_fmt(stats['fps'])} fps, end-to-end latency p50 {_fmt(lat['p50'])} ms, p95 {_fmt(lat['p95'])} ms, "
