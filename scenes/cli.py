@@ -17,8 +17,9 @@ KINDS = ("street", "billboard", "flow", "all", "samples")
 # samples, tests and tuning; seeds >= 1000 are reserved for evaluation.
 SAMPLES = {
     "street": ("street", dict(seed=8, size=(640, 360), n_frames=300, noise=2.0, n_figures=10)),
-    "billboard": ("billboard", dict(seed=11, size=(640, 360), n_frames=150, noise=2.0)),
-    "flow": ("flow", dict(seed=13, size=(320, 240), noise=1.0)),
+    "billboard": ("billboard", dict(seed=11, size=(640, 360), n_frames=150, noise=2.0, crf=20)),
+    "flow": ("flow", dict(seed=13, size=(320, 240), noise=1.0, kinds=("translate", "similarity", "object"),
+                          clip_frames=0)),
 }
 
 

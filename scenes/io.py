@@ -248,3 +248,42 @@ def foot_tracks(frames: list) -> dict[int, list]:
             out.setdefault((i, run), []).append(p)
             prev = t
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- billboard truth
+@dataclass
+class BillboardTruth:
+    """Ground truth of a billboard clip. Convention: corners (T,4,2) float32 poster corners in each
+    frame, clockwise from top-left, pixel-centre coordinates; homographies (T,3,3) float64
+    frame_from_ref (reference = frame 0, so homographies[0] = I); frame_from_poster (T,3,3)
+    float64 maps poster-image pixels (`poster_path`) into each frame; mask(t) -> (H,W) bool of
+    the figures in front of the wall."""
+
+    corners: np.ndarray
+    homographies: np.ndarray
+    frame_from_poster: np.ndarray
+    n_frames: int
+    fps: float
+    size: tuple
+    video_path: Path | None
+    poster_path: Path | None
+    packed_masks: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def mask(self, t: int) -> np.ndarray:
+        w = self.size[0]
+        return np.unpackbits(self.packed_masks[t], axis=-1, count=w).astype(bool)
+
+
+def load_billboard(path_or_name="billboard") -> BillboardTruth:
+    """Load a billboard scene's ground truth (`billboard`, `x/billboard.mp4`, ...)."""
+    stem = _stem(path_or_name)
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    with np.load(f"{stem}.corners.npz") as z:
+        corners, homs, posters = z["corners"], z["frame_from_ref"], z["frame_from_poster"]
+    with np.load(f"{stem}.masks.npz") as z:
+        packed = z["packed"]
+    video, poster = stem.with_suffix(".mp4"), Path(f"{stem}.poster.png")
+    return BillboardTruth(corners.astype(np.float32), homs, posters, int(meta["n_frames"]), float(meta["fps"]),
+                          tuple(meta["size"]), video if video.exists() else None,
+                          poster if poster.exists() else None, packed, meta)

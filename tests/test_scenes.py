@@ -141,3 +141,179 @@ def test_flo_roundtrip(tmp_path):
     raw = (tmp_path / "f.flo").read_bytes()
     assert np.frombuffer(raw[:4], "<f4")[0] == np.float32(202021.25)
     assert tuple(np.frombuffer(raw[4:12], "<i4")) == (9, 7)
+
+
+# ---------------------------------------------------------------- billboard
+@pytest.fixture(scope="module")
+def billboard_small():
+    return list(scenes.render_billboard(seed=2, size=(320, 180), n_frames=30, n_figures=3))
+
+
+def _warp_error(img, H, poster, quad, exclude):
+    import cv2
+
+    h, w = img.shape[:2]
+    warped = cv2.warpPerspective(poster, H, (w, h), flags=cv2.INTER_LINEAR)
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inside, [np.round(quad * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
+    inside &= ~exclude
+    return float(np.abs(warped.astype(np.float32) - img)[inside].mean()), int(inside.sum())
+
+
+def test_billboard_poster_lies_where_the_truth_says(billboard_small):
+    import cv2
+    from scenes.billboard import BillboardScene
+
+    scene = BillboardScene(2, (320, 180), 30, n_figures=3)
+    poster = cv2.GaussianBlur(scene.poster, (0, 0), 0.6)
+    shift = np.array([[1, 0, 2.0], [0, 1, 1.5], [0, 0, 1]])
+    for t, (img, truth) in enumerate(billboard_small):
+        exclude = cv2.dilate(truth["mask"].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        err, n = _warp_error(img, truth["frame_from_poster"], poster, truth["corners"], exclude)
+        bad, _ = _warp_error(img, shift @ truth["frame_from_poster"], poster, truth["corners"], exclude)
+        assert n > 2000
+        assert err < 6.0, (t, err)
+        assert bad > 2 * err, (t, err, bad)
+
+
+def test_billboard_homographies_and_corners_agree(billboard_small):
+    c0 = billboard_small[0][1]["corners"].astype(np.float64)
+    np.testing.assert_allclose(billboard_small[0][1]["frame_from_ref"], np.eye(3), atol=1e-9)
+    moved = 0.0
+    for _, truth in billboard_small:
+        H = truth["frame_from_ref"]
+        q = np.column_stack([c0, np.ones(4)]) @ H.T
+        np.testing.assert_allclose(q[:, :2] / q[:, 2:], truth["corners"], atol=1e-3)
+        c = truth["corners"]
+        assert c[0, 0] < c[1, 0] and c[3, 0] < c[2, 0] and c[0, 1] < c[3, 1]  # clockwise from top-left
+        moved = max(moved, float(np.abs(c - c0).max()))
+    assert moved > 5.0, "the camera should move"
+
+
+def test_billboard_mask_is_exactly_the_changed_pixels(billboard_small):
+    """Outside the mask the frame equals the warped wall; inside, figures changed the pixels."""
+    import cv2
+    from scenes.billboard import BillboardScene
+
+    scene = BillboardScene(2, (320, 180), 30, n_figures=3)
+    covered = 0
+    for t, (img, truth) in enumerate(billboard_small):
+        wall = cv2.warpPerspective(scene.canvas, scene.frame_from_canvas(t), (320, 180), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT)
+        m = truth["mask"]
+        assert np.array_equal(img[~m], wall[~m])
+        covered += int(m.sum())
+        if m.any():
+            assert np.any(img[m] != wall[m])
+    assert covered > 1000
+
+
+def test_billboard_files_roundtrip(tmp_path):
+    from scenes.billboard import write_billboard
+
+    write_billboard(tmp_path, "bb", seed=2, size=(160, 96), n_frames=12, noise=2.0)
+    truth = scenes.load_billboard(tmp_path / "bb")
+    mem = list(scenes.render_billboard(seed=2, size=(160, 96), n_frames=12, noise=2.0))
+    assert truth.corners.shape == (12, 4, 2) and truth.homographies.shape == (12, 3, 3)
+    for t, (_, m) in enumerate(mem):
+        np.testing.assert_allclose(truth.corners[t], m["corners"])
+        np.testing.assert_allclose(truth.homographies[t], m["frame_from_ref"])
+        np.testing.assert_array_equal(truth.mask(t), m["mask"])
+    assert truth.video_path.exists() and truth.poster_path.exists()
+    assert len(scenes.read_video(truth.video_path)) == 12
+
+
+# ---------------------------------------------------------------- flow
+def _photometric(img1, img2, flow, valid):
+    import cv2
+
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    warped = cv2.remap(img2, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR)
+    return float(np.abs(warped.astype(np.float32) - img1)[valid].mean())
+
+
+@pytest.mark.parametrize("kind", ["translate", "translate_large", "rotate", "zoom", "similarity", "object"])
+def test_flow_truth_warps_frame2_onto_frame1(kind):
+    from scenes.flow import render_flow_pair
+
+    img1, img2, flow, valid = render_flow_pair(seed=5, size=(160, 120), kind=kind)
+    assert flow.dtype == np.float32 and flow.shape == (120, 160, 2)
+    assert valid.mean() > 0.75
+    err = _photometric(img1, img2, flow, valid)
+    zero = _photometric(img1, img2, np.zeros_like(flow), valid)
+    assert err < 2.0 and zero > 4 * err, (err, zero)
+
+
+def test_flow_object_moves_independently():
+    from scenes.flow import render_flow_pair
+
+    _, _, flow, valid = render_flow_pair(seed=5, size=(160, 120), kind="object")
+    mags = np.round(flow[valid].reshape(-1, 2), 1)
+    # background is one translation, the object another motion: at least two distinct groups
+    bg = np.median(flow[..., 0]), np.median(flow[..., 1])
+    far = np.hypot(flow[..., 0] - bg[0], flow[..., 1] - bg[1]) > 1.0
+    assert 0.02 < far.mean() < 0.5 and len(mags) > 1000
+
+
+def test_flow_clip_and_middlebury_files(tmp_path):
+    from scenes.flow import render_flow_clip, write_flow_set
+
+    frames, flows, valids = render_flow_clip(seed=4, size=(128, 96), n_frames=5)
+    assert len(frames) == 5 and len(flows) == 4
+    for t in range(4):
+        err = _photometric(frames[t], frames[t + 1], flows[t], valids[t])
+        assert err < 2.5 and _photometric(frames[t], frames[t + 1], 0 * flows[t], valids[t]) > 4 * err
+    names = write_flow_set(tmp_path / "f", seed=4, size=(96, 64), noise=1.0, kinds=("translate", "object"), clip_frames=3)
+    assert names == ["translate", "object", "clip"]
+    img1, img2, flow = scenes.load_flow_pair(tmp_path / "f" / "object")
+    m1, m2, mflow, _ = scenes.render_flow_pair(seed=4, size=(96, 64), kind="object", noise=1.0)
+    np.testing.assert_array_equal(img1, m1)
+    np.testing.assert_array_equal(img2, m2)
+    np.testing.assert_array_equal(flow, mflow)
+    assert (tmp_path / "f" / "clip" / "flow11.flo").exists() and (tmp_path / "f" / "clip" / "frame12.png").exists()
+
+
+def test_flow_determinism():
+    from scenes.flow import render_flow_pair
+
+    a = render_flow_pair(seed=9, size=(96, 64), kind="similarity", noise=2.0)
+    b = render_flow_pair(seed=9, size=(96, 64), kind="similarity", noise=2.0)
+    c = render_flow_pair(seed=10, size=(96, 64), kind="similarity", noise=2.0)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[2], c[2])
+
+
+# ---------------------------------------------------------------- committed samples, all of them
+def test_committed_billboard_and_flow_samples_load():
+    if not (SAMPLES / "billboard.json").exists() or not (SAMPLES / "flow").is_dir():
+        pytest.skip("sample_videos/billboard.* or flow/ not present")
+    truth = scenes.load_billboard("billboard")
+    assert truth.n_frames == 150 and truth.corners.shape == (150, 4, 2) and truth.mask(0).shape == (360, 640)
+    for name in ("translate", "similarity", "object"):
+        img1, img2, flow = scenes.load_flow_pair(scenes.sample_path("flow") / name)
+        assert img1.shape == (240, 320, 3) and flow.shape == (240, 320, 2)
+
+
+@pytest.mark.slow
+def test_regenerating_samples_reproduces_committed_truth(tmp_path, capsys):
+    """`vidpipe generate samples` into a temporary folder gives the committed ground truth
+    (the .mp4 bytes may differ between libx264 builds, so videos are not compared)."""
+    if not (SAMPLES / "street.json").exists():
+        pytest.skip("sample_videos not present")
+    from scenes import cli
+
+    t0 = time.perf_counter()
+    assert cli.main(["samples", "--out", str(tmp_path)]) == 0
+    took = time.perf_counter() - t0
+    with capsys.disabled():
+        print(f"\n[scenes] regenerating all samples took {took:.1f} s")
+    for rel in ("street.gt.txt", "street.activity.csv", "street.json", "billboard.json",
+                "flow/translate/flow10.flo", "flow/object/frame11.png", "flow/similarity/valid10.png"):
+        assert (tmp_path / rel).read_bytes() == (SAMPLES / rel).read_bytes(), rel
+    for rel in ("billboard.corners.npz", "billboard.masks.npz"):
+        with np.load(tmp_path / rel) as a, np.load(SAMPLES / rel) as b:
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key])
