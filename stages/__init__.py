@@ -5,4 +5,7 @@ STAGES = {
     "annotate": "stages.annotate:AnnotateStage",
     "planar_track": "stages.planar_track:PlanarTrackStage",
     "background": "stages.background:BackgroundStage",
+    "detect": "stages.detect:DetectStage",
+    "track": "stages.track:TrackStage",
+    "motion": "stages.motion:MotionStage",
 }
