@@ -149,3 +149,10 @@ def test_module_entry_point_subprocess(tmp_path):
                           env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2 and "hacked" not in proc.stdout
     assert proc.stderr == f"error: {bad}:1:9: tag '!!python/object/apply:os.system' is not allowed (plain YAML only, safe_load)\n"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # configs name paths relative to the repository root
+    cfg = config.load(path)
+    assert cfg.stages or cfg.sinks
