@@ -57,6 +57,7 @@ def test_validate_prints_every_error_without_traceback(capsys, tmp_path):
     (["run", "{cfg}", "--device", "tpu"], 2, "error: pipeline.device: expected auto, cpu, cuda or cuda:N, got 'tpu'"),
     (["run", "{cfg}", "--source", "{tmp}/nope.mp4"], 1, "{tmp}/nope.mp4"),
     (["run", "{cfg}", "--source", "{tmp}/text.mp4"], 1, "{tmp}/text.mp4"),
+    (["run", "{cfg}", "--output", "{tmp}/text.mp4/out.mp4"], 1, "{tmp}/text.mp4"),
 ])
 def test_run_errors_are_one_line(capsys, tmp_path, argv, code, message):
     (tmp_path / "text.mp4").write_text("not a video\n")
@@ -66,6 +67,14 @@ def test_run_errors_are_one_line(capsys, tmp_path, argv, code, message):
     assert got == code
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: ") and message.format(tmp=tmp_path) in err, err
+
+
+def test_cuda_without_cuda_is_a_config_error(capsys, tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    code, out, err = run_cli(capsys, "run", write(tmp_path, f"source: '{LAVFI}'\n"), "--device", "cuda", "-q")
+    assert code == 2 and err == "error: pipeline.device: 'cuda' requested but CUDA is not available (use auto or cpu)\n"
 
 
 def test_run_prints_stats_table(capsys, tmp_path):
