@@ -123,8 +123,6 @@ def _primitives(style: FigureStyle, pose: Pose, facing: float):
         prims += [("seg", l[0], l[1], legw, dark(style.trousers, shade)),
                   ("seg", l[1], l[2], legw * 0.85, dark(style.trousers, shade)),
                   ("seg", l[2], l[2] + np.array([facing * 0.06, 0.0]), 0.022 * b, dark(style.shoes, shade))]
-        if leg is pose.legs[1]:
-            pass
     # torso (trapezoid), coat extends lower
     sw, hw = 0.095 * b, 0.075 * b
     bottom = -0.42 if style.coat else -0.50

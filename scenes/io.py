@@ -145,6 +145,7 @@ class FrameTruth:
     visibility: np.ndarray
     labels: list
     masks: list | None = None
+    feet: np.ndarray | None = None  # (N,2) float32 ground contact points (from the path)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -195,7 +196,7 @@ def load_street(path_or_name="street") -> StreetTruth:
         boxes = np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], 1).astype(np.float32)
         clipped = np.clip(boxes, 0, np.asarray([w, h, w, h], np.float32))
         frames.append(FrameTruth(ids, boxes.reshape(-1, 4), clipped.reshape(-1, 4), rows[:, 8].astype(np.float32),
-                                 [labels.get((t, int(i)), "") for i in ids]))
+                                 [labels.get((t, int(i)), "") for i in ids], feet=path_feet(meta, t, ids)))
     video = stem.with_suffix(".mp4")
     return StreetTruth(frames, n, float(meta["fps"]), (int(w), int(h)), video if video.exists() else None,
                        meta.get("lines", []), meta)
@@ -232,13 +233,17 @@ def count_crossings(tracks: dict, p1, p2) -> dict[str, int]:
     return out
 
 
-def foot_tracks(frames: list) -> dict[int, list]:
-    """{id: [(frame, (x, y)), ...]} of box bottom centres (full boxes) -> split into runs of
-    consecutive frames, returned as {(id, run): (n,2) array}."""
+def foot_tracks(frames: list, kind: str = "ground") -> dict:
+    """Foot-point tracks for line counting, {(id, run): (n,2) float64} over runs of consecutive
+    frames where the figure has a row. kind "ground": the exact ground contact point of the
+    figure's path (FrameTruth.feet, no gait jitter); "box": the bottom centre of the full box."""
+    if kind not in ("ground", "box"):
+        raise ValueError(f"kind: expected 'ground' or 'box', got {kind!r}")
     per = {}
     for t, fr in enumerate(frames):
-        for i, box in zip(fr.ids, fr.boxes):
-            per.setdefault(int(i), []).append((t, ((box[0] + box[2]) / 2.0, box[3])))
+        pts = fr.feet if kind == "ground" else np.stack([(fr.boxes[:, 0] + fr.boxes[:, 2]) / 2.0, fr.boxes[:, 3]], 1)
+        for i, p in zip(fr.ids, pts):
+            per.setdefault(int(i), []).append((t, p))
     out = {}
     for i, seq in per.items():
         run, prev = 0, None
@@ -248,6 +253,24 @@ def foot_tracks(frames: list) -> dict[int, list]:
             out.setdefault((i, run), []).append(p)
             prev = t
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def path_feet(meta: dict, frame: int, ids) -> np.ndarray:
+    """Ground contact points (N,2) float32 in the image of figures `ids` at `frame` (0-based),
+    from the scene meta's paths (piecewise linear on the ground, perspective camera)."""
+    cam, fps = meta["camera"], float(meta["fps"])
+    figs = {f["id"]: f["path"] for f in meta["figures"]}
+    out = np.full((len(ids), 2), np.nan, np.float64)
+    t = frame / fps
+    for k, fid in enumerate(ids):
+        path = figs[int(fid)]
+        tc = min(max(t, path[0]["t0"]), path[-1]["t1"])
+        seg = next(s for s in path if tc <= s["t1"])
+        u = 0.0 if seg["t1"] <= seg["t0"] else (tc - seg["t0"]) / (seg["t1"] - seg["t0"])
+        X = seg["start"][0] + u * (seg["end"][0] - seg["start"][0])
+        Z = seg["start"][1] + u * (seg["end"][1] - seg["start"][1])
+        out[k] = cam["cx"] + cam["f"] * X / Z, cam["y_horizon"] + cam["f"] * cam["height_m"] / Z
+    return out.astype(np.float32)
 
 
 # ---------------------------------------------------------------- billboard truth

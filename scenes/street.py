@@ -15,7 +15,7 @@ import numpy as np
 
 from . import textures
 from .figures import FigureStyle, composite, pose_for, render_figure
-from .io import FrameTruth, count_crossings, foot_tracks
+from .io import FrameTruth, count_crossings, foot_tracks, path_feet
 
 VERSION = "street-1"
 _STRIDE = {"walking": 1.5, "running": 2.6, "loitering": 0.9}  # metres per gait cycle
@@ -227,7 +227,7 @@ def render_background(seed: int, cam: Camera) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- rendering
-def _frame_truth(cam: Camera, figures, t_s: float, want_masks: bool):
+def _frame_truth(cam: Camera, figures, t_s: float):
     """Patches and truth of the figures present at time t_s, far to near."""
     items = []
     for fig in figures:
@@ -249,7 +249,7 @@ def _frame_truth(cam: Camera, figures, t_s: float, want_masks: bool):
         clipped = np.clip(box, 0, np.asarray([cam.width, cam.height] * 2, np.float32))
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
             continue
-        items.append((Z, fig.fid, act, box, clipped, colour, alpha, mask, x0, y0))
+        items.append((Z, fig.fid, act, box, clipped, colour, alpha, mask, x0, y0, (fx, fy)))
     items.sort(key=lambda it: (-it[0], it[1]))
     return items
 
@@ -266,10 +266,10 @@ def render_street(seed: int = 0, size=(640, 360), n_frames: int = 300, fps: int 
     figures = plan_figures(seed, cam, n_frames, fps, n_figures)
     noise_rng = textures.stream(seed, 3)
     for t in range(int(n_frames)):
-        items = _frame_truth(cam, figures, t / fps, masks)
+        items = _frame_truth(cam, figures, t / fps)
         img = bg.copy()
         label = np.zeros((h, w), np.int16)  # 0 = background, else index + 1 of the nearest figure
-        for k, (_, _, _, _, _, colour, alpha, mask, x0, y0) in enumerate(items):
+        for k, (_, _, _, _, _, colour, alpha, mask, x0, y0, _) in enumerate(items):
             composite(img, colour, alpha, x0, y0)
             ix0, iy0 = max(0, x0), max(0, y0)
             ix1, iy1 = min(w, x0 + mask.shape[1]), min(h, y0 + mask.shape[0])
@@ -293,6 +293,7 @@ def render_street(seed: int = 0, size=(640, 360), n_frames: int = 300, fps: int 
             np.asarray([vis[i] for i in order], np.float32),
             [it[2] for it in items],
             [(it[8], it[9], it[7]) for it in items] if masks else None,
+            np.asarray([it[10] for it in items], np.float32).reshape(-1, 2),
         )
         yield img, truth
 
@@ -324,12 +325,15 @@ def default_lines(w: int, h: int) -> list[dict]:
 
 
 def line_counts(frames: list, lines: list[dict]) -> list[dict]:
-    """Exact crossing counts of each line by the figures' foot points (full box bottom centre)."""
-    tracks = foot_tracks(frames)
+    """Exact crossing counts of each line: `counts` by the figures' ground contact points (their
+    paths, the semantic truth), `counts_box` by the bottom centres of their full boxes (which
+    jitter with the gait, so a figure walking along a line may cross it back and forth)."""
+    ground, box = foot_tracks(frames, "ground"), foot_tracks(frames, "box")
     out = []
     for ln in lines:
-        raw = count_crossings(tracks, ln["p1"], ln["p2"])
-        out.append({**ln, "counts": {ln["dirs"][k]: v for k, v in raw.items()}})
+        raw, rawb = count_crossings(ground, ln["p1"], ln["p2"]), count_crossings(box, ln["p1"], ln["p2"])
+        out.append({**ln, "counts": {ln["dirs"][k]: v for k, v in raw.items()},
+                    "counts_box": {ln["dirs"][k]: v for k, v in rawb.items()}})
     return out
 
 
@@ -377,6 +381,8 @@ def write_street(out_dir, name: str = "street", seed: int = 0, size=(640, 360), 
                 mot.append((t, int(i), *map(float, box), float(v)))
                 act.append(f"{t + 1},{int(i)},{lab}\n")
     meta = scene_meta(seed, (w, h), n_frames, fps, noise, blur, n_figures)
+    for t, truth in enumerate(frames):  # from the rounded paths, exactly as the loader does
+        truth.feet = path_feet(meta, t, truth.ids)
     meta["lines"] = line_counts(frames, default_lines(w, h))
     meta["files"] = {"video": f"{name}.mp4", "gt": f"{name}.gt.txt", "activity": f"{name}.activity.csv"}
     (out / f"{name}.gt.txt").write_text(format_mot_rows(mot))

@@ -114,10 +114,15 @@ def test_street_files_roundtrip_and_determinism(tmp_path):
         np.testing.assert_allclose(a.visibility, b.visibility, atol=1e-3)
         assert a.labels == b.labels
     # line counts in the meta are those recomputed from the file's boxes
-    tracks = foot_tracks(truth.frames)
-    for ln in metas[0]["lines"]:
-        raw = count_crossings(tracks, ln["p1"], ln["p2"])
-        assert {ln["dirs"][k]: v for k, v in raw.items()} == ln["counts"]
+    for kind, key in (("ground", "counts"), ("box", "counts_box")):
+        tracks = foot_tracks(truth.frames, kind)
+        for ln in metas[0]["lines"]:
+            raw = count_crossings(tracks, ln["p1"], ln["p2"])
+            assert {ln["dirs"][k]: v for k, v in raw.items()} == ln[key]
+    # the ground contact point is at the bottom of the box, near its centre
+    for fr in truth.frames:
+        assert np.all(np.abs(fr.feet[:, 1] - fr.boxes[:, 3]) < 0.12 * (fr.boxes[:, 3] - fr.boxes[:, 1]) + 2)
+        assert np.all((fr.feet[:, 0] > fr.boxes[:, 0]) & (fr.feet[:, 0] < fr.boxes[:, 2]))
     frames = scenes.read_video(truth.video_path)
     assert len(frames) == 20 and frames[0].shape == (96, 160, 3)
 
