@@ -1,0 +1,107 @@
+"""Boxes from a foreground mask: the weight-free motion detector.
+
+1. `shrink`: the mask is reduced by an integer factor (a cell is foreground when at least `fill` of
+   its pixels are), on its own device for a tensor, so only the small mask crosses to the host;
+2. `fragments`: 8-connected components (cv2.connectedComponentsWithStats) above `min_fragment`
+   pixels (specks of noise go here);
+3. `merge_boxes`: fragments whose boxes overlap or lie within `gap` pixels of each other (in x and
+   in y) are united, repeatedly, since a united box may reach further fragments;
+4. `motion_boxes`: the whole chain, then objects below `min_area` foreground pixels or above
+   `max_area` of the frame are dropped.
+
+Convention: masks are (H,W) uint8 (nonzero = foreground, e.g. 0/255) or bool, numpy or torch (any
+device); boxes are (N,4) float32 xyxy in full-resolution pixel edges (a mask[y0:y1, x0:x1] block
+gives exactly (x0, y0, x1, y1) when its edges are multiples of the factor); areas in full-res pixels.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def shrink(mask, factor: int = 1, fill: float = 0.5) -> np.ndarray:
+    """(H//f, W//f) uint8 0/1 host mask: a cell is set when >= `fill` of its f*f pixels are set."""
+    if factor < 1:
+        raise ValueError(f"factor: expected an integer >= 1, got {factor}")
+    if not 0 < fill <= 1:
+        raise ValueError(f"fill: expected 0 < fill <= 1, got {fill}")
+    if mask.ndim != 2:
+        raise ValueError(f"mask: expected (H,W), got {tuple(mask.shape)}")
+    h, w = (int(mask.shape[0]) // factor) * factor, (int(mask.shape[1]) // factor) * factor
+    if not isinstance(mask, np.ndarray):  # a torch tensor: reduce on its device, copy the small mask
+        import torch
+        import torch.nn.functional as F
+
+        m = mask[:h, :w]
+        if factor > 1:
+            m = F.avg_pool2d(m.ne(0).float()[None, None], factor)[0, 0] >= fill - 1e-6
+        return m.ne(0).to(torch.uint8).cpu().numpy()
+    m = mask.view(np.uint8) if mask.dtype == np.bool_ else mask
+    if m.dtype != np.uint8:
+        m = (m != 0).view(np.uint8)
+    if factor == 1:
+        return (m != 0).view(np.uint8)
+    _, bin255 = cv2.threshold(np.ascontiguousarray(m[:h, :w]), 0, 255, cv2.THRESH_BINARY)
+    small = cv2.resize(bin255, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    return (small >= max(1, int(np.ceil(fill * 255 - 0.5)))).view(np.uint8)
+
+
+def fragments(small: np.ndarray, min_pixels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Components of an (h,w) uint8 0/1 mask: boxes (N,4) float32 xyxy in its cells, pixel counts (N,)."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
+    stats = stats[1:]
+    stats = stats[stats[:, cv2.CC_STAT_AREA] >= max(1, min_pixels)]
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    boxes = np.stack([x, y, x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]], 1).astype(np.float32)
+    return boxes.reshape(-1, 4), stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+
+
+def merge_boxes(boxes: np.ndarray, weights: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unite boxes that overlap or are within `gap` of each other along both axes, until none are.
+    Convention: boxes (N,4) xyxy, weights (N,) summed per united group; order: by first member."""
+    boxes, weights = np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(weights)
+    while len(boxes) > 1:
+        gx = np.maximum(boxes[:, None, 0], boxes[None, :, 0]) - np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+        gy = np.maximum(boxes[:, None, 1], boxes[None, :, 1]) - np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+        near = (gx <= gap) & (gy <= gap)
+        labels = np.arange(len(boxes))
+        while True:  # connected components of `near`: propagate the smallest index
+            new = np.where(near, labels[None, :], len(boxes)).min(1)
+            new = new[new]
+            if np.array_equal(new, labels):
+                break
+            labels = new
+        groups = np.unique(labels)
+        if len(groups) == len(boxes):
+            break
+        merged = np.empty((len(groups), 4), np.float32)
+        for k, g in enumerate(groups):
+            member = labels == g
+            merged[k, :2] = boxes[member, :2].min(0)
+            merged[k, 2:] = boxes[member, 2:].max(0)
+        weights = np.bincount(np.searchsorted(groups, labels), weights=weights, minlength=len(groups)).astype(weights.dtype)
+        boxes = merged
+    return boxes, weights
+
+
+def motion_boxes(mask, factor: int = 2, fill: float = 0.5, min_fragment: int = 16, merge_gap: float | None = 8.0,
+                 min_area: int = 150, max_area: float = 0.5, max_fragments: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Object boxes (N,4) float32 xyxy (full-res px, clipped to the mask) and their foreground pixel
+    counts (N,) int64 from a foreground mask; see the module docstring for the steps. Sizes
+    (min_fragment, min_area, merge_gap) are in full-resolution pixels; max_area a fraction of the frame."""
+    full_h, full_w = int(mask.shape[0]), int(mask.shape[1])
+    small = shrink(mask, factor, fill)
+    cell = factor * factor
+    boxes, pixels = fragments(small, int(np.ceil(min_fragment / cell)))
+    if len(boxes) > max_fragments:  # a mask full of noise: keep the biggest, bounding the N x N merge
+        top = np.argsort(-pixels, kind="stable")[:max_fragments]
+        boxes, pixels = boxes[np.sort(top)], pixels[np.sort(top)]
+    if merge_gap is not None and len(boxes) > 1:
+        boxes, pixels = merge_boxes(boxes, pixels, merge_gap / factor)
+    boxes = boxes * factor
+    pixels = pixels * cell
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, full_w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, full_h)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = (pixels >= min_area) & (area <= max_area * full_h * full_w)
+    return boxes[keep], pixels[keep]
