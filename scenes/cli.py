@@ -37,7 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=KINDS, help="what to generate ('samples' = all committed samples)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (>= 1000 reserved for evaluation)")
     parser.add_argument("--size", type=_size, default=None, help="WxH (default 640x360; flow 320x240)")
-    parser.add_argument("--frames", type=int, default=None, help="frames (street 300, billboard 150, flow clip 8)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames (street 300, billboard 150; with 'flow' alone: the clip's frames, default 8)")
     parser.add_argument("--out", default=None, help="output folder (default: sample_videos/ for 'samples', else .)")
     parser.add_argument("--name", default=None, help="file stem (default: the kind)")
     parser.add_argument("--noise", type=float, default=2.0, help="Gaussian sensor noise sigma, grey levels (0 = none)")
@@ -89,7 +90,7 @@ def run(args) -> int:
                 kw.update(blur=args.blur)
             if args.frames and kind != "flow":
                 kw["n_frames"] = args.frames
-            if args.frames and kind == "flow":
+            if args.frames and kind == "flow" and args.kind == "flow":
                 kw["clip_frames"] = args.frames
             name = args.name if args.name and len(kinds) == 1 else kind
             jobs.append((kind, name, kw))

@@ -201,6 +201,5 @@ def composite(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray, x0: int,
     a = alpha[py:py + iy1 - iy0, px:px + ix1 - ix0].astype(np.float32)[..., None] * (1.0 / 255.0)
     c = colour[py:py + iy1 - iy0, px:px + ix1 - ix0].astype(np.float32)
     roi = image[iy0:iy1, ix0:ix1]
-    # colour drawn on black is already premultiplied; renormalise where the colour layer and the
-    # alpha layer disagree slightly because of overlapping anti-aliased edges
+    # the colour layer was drawn on black with the same anti-aliasing, so it is premultiplied
     roi[:] = np.clip(roi.astype(np.float32) * (1.0 - a) + c, 0, 255).astype(np.uint8)

@@ -222,7 +222,6 @@ def render_background(seed: int, cam: Camera) -> np.ndarray:
     yw = int(np.ceil(y_wall))
     wall = textures.facade(rng, yw, W)
     img[:yw] = wall
-    # darken the ground slightly with distance (haze) for depth cues
     return img
 
 
