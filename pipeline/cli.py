@@ -150,6 +150,7 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def cmd_run(args) -> int:
@@ -160,11 +161,16 @@ def cmd_run(args) -> int:
     pipe = Pipeline.from_config(cfg)
     progress = _Progress(not args.quiet and sys.stderr.isatty(), cfg.max_frames)
     try:
-        stats = pipe.run(progress)
+        pipe.run(progress)
+    except KeyboardInterrupt:
+        progress.close()
+        if pipe.stats and cfg.settings.stats and not args.quiet:
+            print(format_table(pipe.stats))  # what was done before Ctrl-C; the outputs are finalized
+        raise
     finally:
         progress.close()
     if cfg.settings.stats and not args.quiet:
-        print(format_table(stats))
+        print(format_table(pipe.stats))
     return 0
 
 

@@ -24,6 +24,7 @@ import time
 from typing import Callable, Sequence
 
 from .errors import ConfigError, PipelineError, SinkError, SourceError, StageError
+from .frame import Frame
 from .queues import ABORT, EOS, TIMEOUT, Edge
 from .stage import SourceInfo, Stage, StageContext
 from .stats import RunStats
@@ -213,6 +214,9 @@ class Runner:
                     outs = stage.process_batch(frames) if batch > 1 else [stage.process(frames[0])]
                     if len(outs) != len(frames):
                         raise RuntimeError(f"process_batch returned {len(outs)} results for {len(frames)} frames")
+                    if not all(o is None or isinstance(o, Frame) for o in outs):
+                        raise TypeError(f"process returned {type(next(o for o in outs if not isinstance(o, Frame))).__name__}, "
+                                        f"expected a Frame or None")
                 except BaseException as exc:  # noqa: BLE001 - becomes StageError for the caller
                     err = StageError(stage.name, frames[0].index, exc)
                     err.__cause__ = exc

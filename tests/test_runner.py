@@ -115,6 +115,18 @@ def test_batched_stage_error_and_batches():
     assert sink.indices == list(range(info.value.frame_index)) and failing.closes == 1
 
 
+class WrongReturnStage(NoopStage):
+    def process(self, frame):
+        return frame.image if frame.index == 4 else frame
+
+
+def test_stage_returning_a_non_frame_is_its_error():
+    sink = FakeSink()
+    with pytest.raises(StageError, match=r"stage 'w' failed on frame 4: TypeError: process returned ndarray"):
+        Pipeline(FakeSource(count=10), [WrongReturnStage(name="w")], [sink], device="cpu").run()
+    assert sink.indices == [0, 1, 2, 3]
+
+
 def test_source_error_keeps_frames_read_before_it():
     src = FakeSource(count=50, fail_at=12, uri="fake://cam")
     sink = FakeSink()
