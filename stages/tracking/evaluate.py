@@ -21,6 +21,7 @@ import contextlib
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,8 @@ def score(pairs: list[tuple[str, Path, Path]]):
     """[(name, gt.txt, result.txt)] -> motmetrics summary DataFrame (rows: names + OVERALL)."""
     import motmetrics as mm
 
-    with numpy2_shim():
+    with numpy2_shim(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Operation with tuple is deprecated")  # motmetrics on pandas 3
         accs = []
         for _, gt_path, res_path in pairs:
             gt = mm.io.loadtxt(str(gt_path), fmt="mot15-2D", min_confidence=1)

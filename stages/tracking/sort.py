@@ -109,12 +109,12 @@ class SortTracker:
             if arr is not None and arr.shape[0] != n:
                 raise ValueError(f"update: {name} needs {n} rows (as xyxy), got {arr.shape[0]}")
         gap = frame_gap if frame_gap == 1 else check_int("frame_gap", frame_gap, 1)
-        z = kalman.xyxy_to_z(boxes)
-        if n and not z[:, 2:].min() > 0:            # no area, or NaN: leave such rows out
-            keep = np.flatnonzero((z[:, 2:] > 0).all(axis=1))
+        if n and not (boxes[:, 2:] - boxes[:, :2]).min() > 0:   # no area, or NaN: leave such rows out
+            keep = np.flatnonzero((boxes[:, 2:] > boxes[:, :2]).all(axis=1))
             out = self.update(boxes[keep], None if score is None else score[keep],
                               None if class_id is None else class_id[keep], gap)
             return TrackOutput(out.xyxy, out.track_id, keep[out.det_index])
+        z = kalman.xyxy_to_z(boxes)
         self.frame_count += gap
         predicted = self._predict(gap)
         matches, spawn = self._associate(boxes, z, score, class_id, predicted)
