@@ -34,18 +34,23 @@ _Q_VEL = np.diag(Q)[4:].copy()          # process noise of vx, vy, vs
 _COV0 = np.concatenate([np.diag(P0)[:4], np.zeros(3), np.diag(P0)[4:]])
 _PAIR = np.array([0, 1, 2, 3, 0, 1, 2])   # state column -> its measured component
 _R7 = _R[_PAIR]
-_CORNERS_TO_CENTRE = np.array([[0.5, 0, -1, 0], [0, 0.5, 0, -1], [0.5, 0, 1, 0], [0, 0.5, 0, 1]])
+#: xyxy @ CORNERS_TO_CENTRE = [cx, cy, w, h]; [cx, cy, w, h] @ _CENTRE_TO_CORNERS = xyxy.
+CORNERS_TO_CENTRE = np.array([[0.5, 0, -1, 0], [0, 0.5, 0, -1], [0.5, 0, 1, 0], [0, 0.5, 0, 1]])
 _CENTRE_TO_CORNERS = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]])
 
 
 def xyxy_to_z(xyxy) -> np.ndarray:
     """Boxes to measurements. Convention: xyxy (N,4) pixels with positive width and height ->
     z (N,4) float64 [cx, cy, s, r] (callers drop degenerate boxes first)."""
-    z = np.asarray(xyxy, np.float64).reshape(-1, 4) @ _CORNERS_TO_CENTRE   # [cx, cy, w, h]
-    w = z[:, 2].copy()
-    z[:, 2] *= z[:, 3]
-    z[:, 3] = w / z[:, 3]
-    return z
+    return size_to_scale(np.asarray(xyxy, np.float64).reshape(-1, 4) @ CORNERS_TO_CENTRE)
+
+
+def size_to_scale(c: np.ndarray) -> np.ndarray:
+    """[cx, cy, w, h] rows (from `xyxy @ CORNERS_TO_CENTRE`) to [cx, cy, s, r], in place; returns c."""
+    w = c[:, 2].copy()
+    c[:, 2] *= c[:, 3]
+    c[:, 3] = w / c[:, 3]
+    return c
 
 
 def x_to_xyxy(x) -> np.ndarray:
@@ -90,8 +95,8 @@ def update(x: np.ndarray, cov: np.ndarray, z) -> None:
     k_v = cov(p,v) / S, and the Joseph-form covariance reduces to var p = r k_p, cov(p,v) = r k_v,
     var v -= k_v cov(p,v).
     """
-    gain = cov[:, :7] / (cov[:, _PAIR] + _R7)            # [k_p for cx, cy, s, r | k_v for vx, vy, vs]
-    x += gain * (np.asarray(z, np.float64) - x[:, :4])[:, _PAIR]
+    gain = cov[:, :7] / (cov.take(_PAIR, axis=1) + _R7)  # [k_p for cx, cy, s, r | k_v for vx, vy, vs]
+    x += gain * (np.asarray(z, np.float64) - x[:, :4]).take(_PAIR, axis=1)
     cov[:, 7:] -= gain[:, 4:] * cov[:, 4:7]
     cov[:, :7] = gain * _R7
 

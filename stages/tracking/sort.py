@@ -30,7 +30,7 @@ from .assignment import associate, iou_matrix
 # All live tracks are rows of one float64 table, so that predicting, dropping, adding, gathering
 # and scattering tracks are single array operations. Columns:
 X, COV, ONE = slice(0, 7), slice(7, 17), 17      # Kalman state, covariance (kalman.py), constant 1
-ID, HITS, STREAK, SINCE, CLASS, DET = range(18, 24)
+HITS, STREAK, SINCE, CLASS, ID, DET = range(18, 24)
 WIDTH = 24
 # ID: 0 until first reported; HITS: detections matched in all; STREAK: matched in a row (SORT's
 # hit_streak); SINCE: frames since the last detection; CLASS: class of the last detection;
@@ -102,19 +102,21 @@ class SortTracker:
         boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
         n = boxes.shape[0]
         if score is not None:
-            score = np.asarray(score, np.float64).reshape(-1)
+            score = np.asarray(score, np.float64)
+            if score.shape != (n,):
+                raise ValueError(f"update: score needs shape ({n},) (a row per box), got {score.shape}")
         if class_id is not None:
-            class_id = np.asarray(class_id, np.float64).reshape(-1)
-        for name, arr in (("score", score), ("class_id", class_id)):
-            if arr is not None and arr.shape[0] != n:
-                raise ValueError(f"update: {name} needs {n} rows (as xyxy), got {arr.shape[0]}")
+            class_id = np.asarray(class_id, np.float64)
+            if class_id.shape != (n,):
+                raise ValueError(f"update: class_id needs shape ({n},) (a row per box), got {class_id.shape}")
         gap = frame_gap if frame_gap == 1 else check_int("frame_gap", frame_gap, 1)
-        if n and not (boxes[:, 2:] - boxes[:, :2]).min() > 0:   # no area, or NaN: leave such rows out
-            keep = np.flatnonzero((boxes[:, 2:] > boxes[:, :2]).all(axis=1))
+        z = boxes @ kalman.CORNERS_TO_CENTRE           # [cx, cy, w, h]
+        if n and not z[:, 2:].min() > 0:                # no area, or NaN: leave such rows out
+            keep = np.flatnonzero((z[:, 2:] > 0).all(axis=1))
             out = self.update(boxes[keep], None if score is None else score[keep],
                               None if class_id is None else class_id[keep], gap)
             return TrackOutput(out.xyxy, out.track_id, keep[out.det_index])
-        z = kalman.xyxy_to_z(boxes)
+        kalman.size_to_scale(z)
         self.frame_count += gap
         predicted = self._predict(gap)
         matches, spawn = self._associate(boxes, z, score, class_id, predicted)
@@ -139,10 +141,11 @@ class SortTracker:
             return np.zeros((0, 4))
         t[:, STREAK] *= t[:, SINCE] == 0
         for _ in range(gap):
-            stop = t[:, 6] + t[:, 2] <= 0           # SORT: never predict a negative area
-            if stop.any():
-                t[stop, 6] = 0.0
-            t = t @ self._step
+            ahead = t @ self._step
+            if not ahead[:, 2].min() > 0:            # SORT: if s + vs <= 0, predict with vs = 0
+                t[ahead[:, 2] <= 0, 6] = 0.0
+                ahead = t @ self._step
+            t = ahead
         if not t[:, 2:4].min() > 0:                  # s * r <= 0 has no box: SORT drops the track
             t = t[(t[:, 2:4] > 0).all(axis=1)]
         self.table = t
@@ -194,4 +197,5 @@ class SortTracker:
             shown[fresh, ID] = np.arange(self.next_id, self.next_id + count)
             t[np.flatnonzero(show)[fresh], ID] = shown[fresh, ID]
             self.next_id += count
-        return TrackOutput(kalman.x_to_xyxy(shown), shown[:, ID].astype(np.int64), shown[:, DET].astype(np.int64))
+        id_det = shown[:, ID:].astype(np.int64)
+        return TrackOutput(kalman.x_to_xyxy(shown), id_det[:, 0], id_det[:, 1])
