@@ -158,10 +158,13 @@ def _source(raw, reg: Registry, errors: list[str]) -> tuple[ComponentSpec | None
         errors.append(f"source: expected a uri or a mapping, got {raw!r}")
         return None, None
     raw = dict(raw)
-    common = build(SourceCommon, {k: raw.pop(k) for k in ("type", "max_frames") if k in raw}, "source", errors)
+    given = {k: raw.pop(k) for k in ("type", "max_frames") if k in raw}
+    common = build(SourceCommon, given, "source", errors)
     if isinstance(raw.get("uri"), int) and not isinstance(raw.get("uri"), bool):
         raw["uri"] = str(raw["uri"])  # a camera index
-    kind = common.type if common is not None else None
+    kind = given.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return None, None  # reported by SourceCommon
     if kind is None:
         if raw.get("uri") is None:
             errors.append("source.uri: required (or give source.type)")

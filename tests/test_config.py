@@ -65,6 +65,7 @@ BAD = [
     ("empty file", "", [], "cfg.yaml: empty config"),
     ("not a mapping", "- a\n- b\n", [], "cfg.yaml: expected a mapping"),
     ("max_frames zero", "source: {uri: x.mp4, max_frames: 0}", [], "source.max_frames: expected 1 <= x, got 0"),
+    ("max_frames and source key", "source: {type: fake, max_frames: -1, cuont: 2}", [], "source.cuont: unknown key"),
     ("bool for number", "source: x.mp4\nstages: [{type: noop, sleep: yes}]", [], "stages[0].sleep: expected a number, got True"),
     ("unknown sink", "source: x.mp4\nsinks: [{type: memroy}]", [], "sinks[0].type: unknown sink type 'memroy' (did you mean 'memory'?)"),
     ("unknown source key", "source: {type: fake, uri: x, cuont: 3}", [], "source.cuont: unknown key (did you mean 'count'?)"),
