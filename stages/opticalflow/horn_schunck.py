@@ -1,0 +1,232 @@
+"""Horn-Schunck optical flow in torch: the 1981 method as published, and a coarse-to-fine variant
+with image warping for motions of more than a pixel.
+
+Horn & Schunck, "Determining Optical Flow", Artificial Intelligence 17 (1981) 185-203:
+- brightness derivatives Ex, Ey, Et: first differences averaged over the 2x2x2 cube of
+  neighbouring samples in (row i, column j, time k) (their section 7);
+- the Laplacian estimate u_bar: the weighted neighbour average with weights 1/6 (edge
+  neighbours) and 1/12 (corner neighbours) (their section 8);
+- the Jacobi iteration (their section 12):
+      u' = u_bar - Ex (Ex u_bar + Ey v_bar + Et) / (alpha^2 + Ex^2 + Ey^2)
+      v' = v_bar - Ey (Ex u_bar + Ey v_bar + Et) / (alpha^2 + Ex^2 + Ey^2)
+  starting from zero or from a previous estimate (their section 13: warm start in sequences).
+
+Convention: images (B,1,H,W) float32 grey levels (alpha is in the same units: defaults assume
+0..255); flow (B,2,H,W) float32 pixels per frame, channel 0 = dx (u, along columns), channel 1 = dy
+(v, along rows). Borders are replicated (the paper leaves them open).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .pyramid import build_pyramid, check_images, filter_separable, gaussian_blur, level_sizes, \
+    median_filter, resize_flow, warp
+
+# The weighted-average kernel of section 8; u_bar = conv(u, HS_AVERAGE_KERNEL).
+HS_AVERAGE_KERNEL = ((1 / 12, 1 / 6, 1 / 12), (1 / 6, 0.0, 1 / 6), (1 / 12, 1 / 6, 1 / 12))
+# Five-point central difference (used by the coarse-to-fine variant's 'central' derivatives).
+CENTRAL5 = (1 / 12, -8 / 12, 0.0, 8 / 12, -1 / 12)
+DERIVATIVES = ("hs1981", "central")
+
+
+def hs_derivatives(image1: torch.Tensor, image2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 1981 estimates of Ex, Ey, Et at the centre of each 2x2x2 cube, stored at the cube's
+    top-left sample (the last row and column use replicated samples).
+    Convention: (B,1,H,W) float each -> three (B,1,H,W) tensors, grey levels per pixel / frame."""
+    p1 = F.pad(image1, (0, 1, 0, 1), mode="replicate")
+    p2 = F.pad(image2, (0, 1, 0, 1), mode="replicate")
+    # E[i,j,k] with i = row, j = column, k = frame.
+    a, b, c, d = p1[..., :-1, :-1], p1[..., :-1, 1:], p1[..., 1:, :-1], p1[..., 1:, 1:]
+    e, f, g, h = p2[..., :-1, :-1], p2[..., :-1, 1:], p2[..., 1:, :-1], p2[..., 1:, 1:]
+    ex = ((b - a) + (d - c) + (f - e) + (h - g)) * 0.25
+    ey = ((c - a) + (d - b) + (g - e) + (h - f)) * 0.25
+    et = ((e - a) + (f - b) + (g - c) + (h - d)) * 0.25
+    return ex, ey, et
+
+
+def central_derivatives(image1: torch.Tensor, warped2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Spatial derivatives of the mean of image1 and the warped image2 by the five-point stencil,
+    and Et = warped2 - image1 (Sun, Roth & Black, "Secrets of optical flow", 2010).
+    Convention: (B,1,H,W) float each -> (Ex, Ey, Et), each (B,1,H,W)."""
+    mean = (image1 + warped2) * 0.5
+    ex = filter_separable(mean, CENTRAL5, (1.0,))
+    ey = filter_separable(mean, (1.0,), CENTRAL5)
+    return ex, ey, warped2 - image1
+
+
+def _coefficients(ex, ey, et, alpha: float):
+    """The Jacobi step as new = cf + a0 * (12 u_bar) + a1 * (12 v_bar), per output channel:
+    u' = (1 - a Ex) u_bar - a Ey v_bar - a Et and v' = -b Ex u_bar + (1 - b Ey) v_bar - b Et
+    with a = Ex / (alpha^2 + Ex^2 + Ey^2), b = Ey / (...); the 1/12 is folded into a0, a1."""
+    denom = ex * ex + ey * ey + alpha * alpha
+    a, b = ex / denom, ey / denom
+    a0 = torch.cat([1.0 - a * ex, -b * ex], 1).mul_(1.0 / 12.0)
+    a1 = torch.cat([-a * ey, 1.0 - b * ey], 1).mul_(1.0 / 12.0)
+    cf = torch.cat([-a * et, -b * et], 1)
+    return a0, a1, cf
+
+
+class _Buffers:
+    """Flat, padded (B,2,(H+2)(W+2)) ping-pong buffers and the iteration's coefficient maps.
+
+    Every neighbour of an interior sample is a fixed offset in the flat layout, so the weighted
+    average is four contiguous shifted additions; the border ring is refreshed by replication."""
+
+    def __init__(self, a0, a1, cf, flow0: torch.Tensor) -> None:
+        n_b, _, h, w = flow0.shape
+        self.h, self.w, self.s = h, w, w + 2
+        self.n = (h + 2) * self.s
+        self.lo, self.hi = self.s + 1, self.n - self.s - 1
+        self.a0, self.a1, self.cf = (self._interior(m) for m in (a0, a1, cf))
+        self.buf = F.pad(flow0, (1, 1, 1, 1), mode="replicate").reshape(n_b, 2, self.n).contiguous()
+        self.spare = torch.empty_like(self.buf)
+        new = self.buf.new_empty
+        self.t, self.s1 = new(n_b, 2, self.n - 1), new(n_b, 2, self.n - 2)
+        self.t2, self.s2 = new(n_b, 2, self.n - 2 - self.s), new(n_b, 2, self.hi - self.lo)
+
+    def _interior(self, m: torch.Tensor) -> torch.Tensor:
+        flat = F.pad(m, (1, 1, 1, 1)).reshape(m.shape[0], m.shape[1], self.n)
+        return flat[..., self.lo:self.hi].contiguous()
+
+    def step(self) -> None:
+        buf, s = self.buf, self.s
+        torch.add(buf[..., :-1], buf[..., 1:], out=self.t)                  # B[k] + B[k+1]
+        torch.add(self.t[..., :-1], self.t[..., 1:], out=self.s1)           # 1-2-1 along x
+        torch.add(self.s1[..., :-s], self.s1[..., s:], out=self.t2)
+        torch.add(self.t2[..., :-s], self.t2[..., s:], out=self.s2)         # 1-2-1 along y
+        m = self.s2.sub_(buf[..., self.lo:self.hi], alpha=4.0)              # 12 * weighted average
+        new = self.spare[..., self.lo:self.hi]
+        torch.addcmul(self.cf, self.a0, m[:, 0:1], out=new)
+        new.addcmul_(self.a1, m[:, 1:2])
+        grid = self.spare.view(-1, 2, self.h + 2, s)
+        grid[..., 0].copy_(grid[..., 1])
+        grid[..., -1].copy_(grid[..., -2])
+        grid[..., 0, :].copy_(grid[..., 1, :])
+        grid[..., -1, :].copy_(grid[..., -2, :])
+        self.buf, self.spare = self.spare, self.buf
+
+    def flow(self) -> torch.Tensor:
+        return self.buf.view(-1, 2, self.h + 2, self.s)[..., 1:-1, 1:-1].contiguous()
+
+
+def _fused_steps(flow: torch.Tensor, a0, a1, cf, count: int) -> torch.Tensor:
+    """`count` Jacobi steps written as whole-tensor expressions, for torch.compile to fuse into one
+    kernel per step. Same arithmetic as _Buffers.step."""
+    for _ in range(count):
+        p = F.pad(flow, (1, 1, 1, 1), mode="replicate")
+        s = p[..., :-2] + 2.0 * p[..., 1:-1] + p[..., 2:]
+        m = s[..., :-2, :] + 2.0 * s[..., 1:-1, :] + s[..., 2:, :] - 4.0 * flow
+        flow = cf + a0 * m[:, 0:1] + a1 * m[:, 1:2]
+    return flow
+
+
+_COMPILED: dict[int, object] = {}
+COMPILE_CHUNK = 10
+
+
+def _compiled(count: int):
+    fn = _COMPILED.get(count)
+    if fn is None:
+        fn = torch.compile(lambda f, a0, a1, cf: _fused_steps(f, a0, a1, cf, count), dynamic=False)
+        _COMPILED[count] = fn
+    return fn
+
+
+def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float, iterations: int,
+              flow0: torch.Tensor | None = None, compile: bool = False) -> torch.Tensor:
+    """Run `iterations` Jacobi steps of the Horn-Schunck equations from flow0 (zero if None).
+    compile=True fuses each step into one kernel with torch.compile (needs a C++ compiler on the
+    CPU, Triton on CUDA; first call per shape compiles).
+    Convention: ex, ey, et (B,1,H,W) float; alpha > 0 in grey levels; flow0 (B,2,H,W) pixels ->
+    flow (B,2,H,W) pixels."""
+    if alpha <= 0:
+        raise ValueError(f"hs_jacobi: alpha must be > 0, got {alpha}")
+    if iterations < 0:
+        raise ValueError(f"hs_jacobi: iterations must be >= 0, got {iterations}")
+    n_b, _, h, w = ex.shape
+    if flow0 is None:
+        flow0 = torch.zeros(n_b, 2, h, w, dtype=ex.dtype, device=ex.device)
+    elif flow0.shape != (n_b, 2, h, w):
+        raise ValueError(f"hs_jacobi: flow0 must be {(n_b, 2, h, w)}, got {tuple(flow0.shape)}")
+    if iterations == 0:
+        return flow0.clone()
+    a0, a1, cf = _coefficients(ex, ey, et, float(alpha))
+    flow0 = flow0.to(ex.dtype)
+    if not compile:
+        bufs = _Buffers(a0, a1, cf, flow0)
+        for _ in range(iterations):
+            bufs.step()
+        return bufs.flow()
+    flow = flow0.contiguous()
+    done = 0
+    while done < iterations:
+        count = COMPILE_CHUNK if iterations - done >= COMPILE_CHUNK else 1
+        flow = _compiled(count)(flow, a0, a1, cf)
+        done += count
+    return flow
+
+
+def horn_schunck_classic(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 15.0,
+                         iterations: int = 200, flow0: torch.Tensor | None = None,
+                         compile: bool = False) -> torch.Tensor:
+    """The 1981 method as published: cube-average derivatives, weighted-average Laplacian, Jacobi
+    iterations from flow0 (zero, or the previous frame's flow). Single scale: reliable for motions
+    below about a pixel. Convention: (B,1,H,W) float grey levels (alpha in the same units) ->
+    (B,2,H,W) float32 pixels, channel 0 = dx."""
+    check_images("horn_schunck_classic", image1, image2)
+    ex, ey, et = hs_derivatives(image1, image2)
+    return hs_jacobi(ex, ey, et, alpha, iterations, flow0, compile=compile)
+
+
+def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8.0,
+                 iterations: int = 100, warps: int = 3, levels: int = 6, factor: float = 0.5,
+                 presmooth: float = 0.5, median: int = 5, derivatives: str = "central",
+                 interpolation: str = "bicubic", flow0: torch.Tensor | None = None,
+                 min_size: int = 16, compile: bool = False) -> torch.Tensor:
+    """Coarse-to-fine Horn-Schunck with warping: the quadratic HS energy linearised around the
+    current flow, solved by the same Jacobi iterations at each level of a Gaussian pyramid, with
+    `warps` re-linearisations per level (image2 warped towards image1) and an optional median
+    filter of the flow after each warp (Sun, Roth & Black 2010). flow0 (full resolution) warm-starts
+    the coarsest level used (video: levels=1 or 2 with the previous frame's flow).
+    Convention: (B,1,H,W) float grey levels (alpha in the same units) -> (B,2,H,W) float32 pixels,
+    channel 0 = dx. presmooth: Gaussian sigma in pixels applied to both images (0 = none);
+    median: odd window (1 = off); derivatives: 'central' or 'hs1981'; interpolation: 'bilinear'
+    or 'bicubic'."""
+    check_images("horn_schunck", image1, image2)
+    if derivatives not in DERIVATIVES:
+        raise ValueError(f"horn_schunck: derivatives must be one of {DERIVATIVES}, got {derivatives!r}")
+    if warps < 1:
+        raise ValueError(f"horn_schunck: warps must be >= 1, got {warps}")
+    n_b, _, h, w = image1.shape
+    if flow0 is not None and flow0.shape != (n_b, 2, h, w):
+        raise ValueError(f"horn_schunck: flow0 must be {(n_b, 2, h, w)}, got {tuple(flow0.shape)}")
+    both = gaussian_blur(torch.cat([image1, image2], 1), presmooth)
+    sizes = level_sizes(h, w, levels, factor, min_size)
+    pyramid = build_pyramid(both, sizes, factor)
+    flow = None
+    for level in range(len(sizes) - 1, -1, -1):
+        im1, im2 = pyramid[level][:, 0:1], pyramid[level][:, 1:2]
+        if flow is None:
+            flow = (resize_flow(flow0, sizes[level]) if flow0 is not None
+                    else torch.zeros(n_b, 2, *sizes[level], dtype=im1.dtype, device=im1.device))
+        else:
+            flow = resize_flow(flow, sizes[level])
+        for _ in range(warps):
+            flow = _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation, compile)
+            flow = median_filter(flow, median)
+    return flow
+
+
+def _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation, compile):
+    """One linearisation: warp im2 by flow, then solve for the full flow u with data term
+    Ex (u - u0) + Ey (v - v0) + Et = 0 (points warped outside the image get no data term)."""
+    warped, inside = warp(im2, flow, interpolation)
+    if derivatives == "central":
+        ex, ey, et = central_derivatives(im1, warped)
+    else:
+        ex, ey, et = hs_derivatives(im1, warped)
+    keep = inside.to(ex.dtype)
+    ex, ey = ex * keep, ey * keep
+    et = (et * keep).sub_(ex * flow[:, 0:1]).sub_(ey * flow[:, 1:2])
+    return hs_jacobi(ex, ey, et, alpha, iterations, flow, compile=compile)

@@ -1,0 +1,198 @@
+"""Image pyramid and warping helpers shared by the flow kernels (torch, any device).
+
+Convention: images (B,C,H,W) float32; flow (B,2,H,W) float32 pixels, channel 0 = dx. Borders are
+replicated (Neumann) everywhere; warping uses grid_sample with align_corners=True, so pixel
+centres sit at integer coordinates 0..W-1.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# BGR weights (ITU-R BT.601), the same as cv2.cvtColor(..., COLOR_BGR2GRAY).
+_BGR_WEIGHTS = (0.114, 0.587, 0.299)
+
+
+def check_images(name: str, *images: torch.Tensor) -> None:
+    """Raise ValueError unless every image is a float (B,1,H,W) tensor of one shape."""
+    first = images[0]
+    for im in images:
+        if not torch.is_tensor(im) or im.ndim != 4 or im.shape[1] != 1 or not im.is_floating_point():
+            got = tuple(im.shape) if torch.is_tensor(im) else type(im).__name__
+            raise ValueError(f"{name}: expected float (B,1,H,W) tensors, got {got}")
+        if im.shape != first.shape:
+            raise ValueError(f"{name}: image shapes differ: {tuple(first.shape)} vs {tuple(im.shape)}")
+    if first.shape[-1] < 2 or first.shape[-2] < 2:
+        raise ValueError(f"{name}: images must be at least 2x2, got {tuple(first.shape[-2:])}")
+
+
+def to_gray(images: torch.Tensor) -> torch.Tensor:
+    """BGR to grey. Convention: (B,3,H,W) or (3,H,W), uint8 or float, BGR -> (B,1,H,W) float32,
+    same scale as the input (uint8 gives 0..255)."""
+    x = images if images.ndim == 4 else images[None]
+    if x.shape[1] == 1:
+        return x.float()
+    if x.shape[1] != 3:
+        raise ValueError(f"to_gray: expected 1 or 3 channels, got shape {tuple(images.shape)}")
+    x = x.float()
+    b, g, r = _BGR_WEIGHTS
+    return (x[:, 0:1] * b).add_(x[:, 1:2], alpha=g).add_(x[:, 2:3], alpha=r)
+
+
+def gaussian_taps(sigma: float, radius: int | None = None) -> list[float]:
+    """Normalised 1-D Gaussian taps, radius ceil(3 sigma) unless given. Convention: sigma > 0 pixels."""
+    if sigma <= 0:
+        raise ValueError(f"gaussian_taps: expected sigma > 0, got {sigma}")
+    r = max(1, int(math.ceil(3.0 * sigma))) if radius is None else radius
+    w = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-r, r + 1)]
+    s = sum(w)
+    return [v / s for v in w]
+
+
+def filter_separable(x: torch.Tensor, taps_x, taps_y=None) -> torch.Tensor:
+    """Correlate each channel with taps_x along W and taps_y (default taps_x) along H, replicate
+    borders. Shifted-slice sums: fast on CPU for short filters, and device-agnostic.
+    Convention: x (B,C,H,W) float; taps odd-length sequences of floats."""
+    taps_y = taps_x if taps_y is None else taps_y
+    for dim, taps in ((3, taps_x), (2, taps_y)):
+        r = len(taps) // 2
+        if r == 0:
+            x = x * taps[0]
+            continue
+        pad = (r, r, 0, 0) if dim == 3 else (0, 0, r, r)
+        p = F.pad(x, pad, mode="replicate")
+        n = x.shape[dim]
+        out = p.narrow(dim, 0, n) * taps[0]
+        for i in range(1, len(taps)):
+            if taps[i] != 0.0:
+                out.add_(p.narrow(dim, i, n), alpha=taps[i])
+        x = out
+    return x
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur, replicate borders. Convention: (B,C,H,W) float; sigma in pixels
+    (<= 0 returns x unchanged)."""
+    if sigma <= 0:
+        return x
+    return filter_separable(x, gaussian_taps(sigma))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (align_corners=False), no anti-aliasing: blur first when shrinking.
+    Convention: (B,C,H,W) float -> (B,C,h,w)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def level_sizes(height: int, width: int, levels: int, factor: float, min_size: int = 16) -> list[tuple[int, int]]:
+    """Pyramid sizes from fine (index 0) to coarse; stops before a side would drop below min_size.
+    Convention: 0 < factor < 1; levels >= 1."""
+    if not 0 < factor < 1:
+        raise ValueError(f"pyramid factor: expected 0 < factor < 1, got {factor}")
+    if levels < 1:
+        raise ValueError(f"pyramid levels: expected >= 1, got {levels}")
+    sizes = [(height, width)]
+    for k in range(1, levels):
+        h, w = int(round(height * factor ** k)), int(round(width * factor ** k))
+        if min(h, w) < min_size:
+            break
+        sizes.append((h, w))
+    return sizes
+
+
+def build_pyramid(x: torch.Tensor, sizes: list[tuple[int, int]], factor: float) -> list[torch.Tensor]:
+    """Images at each size in `sizes` (fine to coarse), each level blurred with the anti-alias
+    sigma 1/sqrt(2 factor) (Sun et al.) and resized from the one above.
+    Convention: (B,C,H,W) float; sizes from level_sizes()."""
+    sigma = 1.0 / math.sqrt(2.0 * factor)
+    out = [x]
+    for size in sizes[1:]:
+        out.append(resize(gaussian_blur(out[-1], sigma), size))
+    return out
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resample a flow field to `size` and rescale its values to the new pixel units.
+    Convention: (B,2,H,W) float pixels -> (B,2,h,w) pixels of the new size."""
+    h0, w0 = flow.shape[-2:]
+    if (h0, w0) == tuple(size):
+        return flow
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w0, size[0] / h0], dtype=flow.dtype, device=flow.device)
+    return out * scale.view(1, 2, 1, 1)
+
+
+def base_grid(height: int, width: int, device, dtype=torch.float32) -> torch.Tensor:
+    """Pixel coordinates (1,2,H,W): channel 0 = x, channel 1 = y."""
+    ys = torch.arange(height, device=device, dtype=dtype)
+    xs = torch.arange(width, device=device, dtype=dtype)
+    return torch.stack([xs.view(1, -1).expand(height, width), ys.view(-1, 1).expand(height, width)])[None]
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward warp: out(p) = image(p + flow(p)), border replicated, plus the mask of points that
+    stayed inside the image. Convention: image (B,C,H,W) float, flow (B,2,H,W) pixels; returns
+    ((B,C,H,W) float, (B,1,H,W) bool). mode: 'bilinear' (grid_sample) or 'bicubic' (Catmull-Rom,
+    Keys a = -0.5, which reproduces linear ramps; grid_sample's bicubic uses a = -0.75, which does
+    not, and biases sub-pixel flow by a few hundredths of a pixel)."""
+    if mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"warp: mode must be 'bilinear' or 'bicubic', got {mode!r}")
+    b, _, h, w = image.shape
+    if flow.shape != (b, 2, h, w):
+        raise ValueError(f"warp: flow must be {(b, 2, h, w)}, got {tuple(flow.shape)}")
+    pos = base_grid(h, w, flow.device, flow.dtype) + flow
+    inside = ((pos[:, 0:1] >= 0) & (pos[:, 0:1] <= w - 1) & (pos[:, 1:2] >= 0) & (pos[:, 1:2] <= h - 1))
+    if mode == "bicubic":
+        return _warp_cubic(image, pos), inside
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=flow.dtype, device=flow.device)
+    grid = (pos * scale.view(1, 2, 1, 1) - 1.0).permute(0, 2, 3, 1)
+    out = F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
+    return out, inside
+
+
+def cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
+    """Catmull-Rom (Keys a = -0.5) weights of the taps at offsets -1, 0, 1, 2 for fraction t."""
+    t2, t3 = t * t, t * t * t
+    return [0.5 * (-t3 + 2 * t2 - t), 0.5 * (3 * t3 - 5 * t2 + 2), 0.5 * (-3 * t3 + 4 * t2 + t), 0.5 * (t3 - t2)]
+
+
+def _warp_cubic(image: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Separable cubic interpolation at pixel positions pos (B,2,H,W); taps clamped to the image."""
+    b, c, h, w = image.shape
+    x = pos[:, 0:1].clamp(-2.0, w + 1.0)
+    y = pos[:, 1:2].clamp(-2.0, h + 1.0)
+    x0, y0 = torch.floor(x), torch.floor(y)
+    wx, wy = cubic_weights(x - x0), cubic_weights(y - y0)
+    x0, y0 = x0.long(), y0.long()
+    cols = [(x0 + (i - 1)).clamp_(0, w - 1) for i in range(4)]
+    flat = image.reshape(b, c, h * w)
+    out = None
+    for j in range(4):
+        row_base = (y0 + (j - 1)).clamp_(0, h - 1) * w
+        row = None
+        for i in range(4):
+            idx = (row_base + cols[i]).reshape(b, 1, h * w).expand(b, c, h * w)
+            term = torch.gather(flat, 2, idx).reshape(b, c, h, w) * wx[i]
+            row = term if row is None else row.add_(term)
+        out = row.mul_(wy[j]) if out is None else out.add_(row.mul_(wy[j]))
+    return out
+
+
+def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-channel median over a size x size window, replicate borders (size odd >= 3; 1 = copy).
+    Convention: (B,C,H,W) float -> same shape."""
+    if size <= 1:
+        return x
+    if size % 2 == 0:
+        raise ValueError(f"median_filter: size must be odd, got {size}")
+    b, c, h, w = x.shape
+    r = size // 2
+    p = F.pad(x.reshape(b * c, 1, h, w), (r, r, r, r), mode="replicate")
+    # Rows of the window gathered as shifted views: (b*c, size*size, H, W), then the median.
+    views = [p[:, 0, i:i + h, j:j + w] for i in range(size) for j in range(size)]
+    stack = torch.stack(views, dim=1)
+    return stack.median(dim=1).values.reshape(b, c, h, w)
