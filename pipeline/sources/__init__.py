@@ -4,6 +4,8 @@ SOURCES: dict[str, str] = {
     "file": "pipeline.sources.file:FileSource",
     "folder": "pipeline.sources.folder:FolderSource",
     "lavfi": "pipeline.sources.lavfi:LavfiSource",
+    "rtsp": "pipeline.sources.rtsp:RtspSource",
+    "webcam": "pipeline.sources.webcam:WebcamSource",
 }
 
 
