@@ -67,7 +67,10 @@ def resolve_device(wanted: str, context_device: str | None):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} requested but CUDA is not available (use auto or cpu)")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:  # one key for Frame.image_tensor's shared upload
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 class DetectStage(Stage):

@@ -84,6 +84,37 @@ def test_batches_equal_single_frames(first_frame):
         assert_same(got[1], run(single, [flipped])[0], px=0.01, score=1e-4)
 
 
+def test_device_fp16_matches_cpu(first_frame, device):
+    """On a GPU (--device cuda): frames uploaded once, fp16 by default, same persons as the CPU."""
+    if not device.startswith("cuda"):
+        pytest.skip("needs --device cuda")
+    model = str(shared_path(*YOLOX))
+    cpu = run(make_stage(model=model), [first_frame])[0]
+    stage = make_stage(device=device, model=model, batch=4)
+    assert stage.info["dtype"] == "float16" and stage.info["device"].startswith("cuda")
+    frames = [Frame(i, 0.0, first_frame) for i in range(4)]
+    stage.process_batch(frames)
+    assert all(str(d) == stage.info["device"] for d in frames[0]._tensors)  # one shared upload, reused
+    gpu = frames[3].detections
+    assert abs(len(gpu) - len(cpu)) <= 1
+    persons = (gpu.class_id == 0) & (gpu.score >= 0.3)
+    assert persons.sum() >= 19
+    for box, score in zip(cpu.xyxy[:10], cpu.score[:10]):
+        i = int(np.argmin(np.abs(gpu.xyxy - box).sum(1)))
+        assert np.abs(gpu.xyxy[i] - box).max() <= 2.0 and abs(gpu.score[i] - score) <= 0.02
+
+
+def test_device_onnxruntime_cuda(first_frame, device):
+    """onnxruntime's CUDA execution provider, where this onnxruntime has it."""
+    import onnxruntime
+
+    if not device.startswith("cuda") or "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("needs --device cuda and onnxruntime-gpu")
+    model = str(shared_path(*YOLOX))
+    assert_same(run(make_stage(device=device, model=model, backend="onnxruntime"), [first_frame])[0],
+                run(make_stage(model=model, backend="onnxruntime"), [first_frame])[0], px=1.0, score=0.01)
+
+
 class TinyV8(torch.nn.Module):
     """A random conv net at input 64x64 with an Ultralytics-style output (B, 4+nc, N), N = 84 (or the
     YOLOv5 style (B, 3N, 5+nc)): cx,cy,w,h in input pixels, sigmoid scores."""

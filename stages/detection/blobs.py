@@ -74,13 +74,11 @@ def merge_boxes(boxes: np.ndarray, weights: np.ndarray, gap: float) -> tuple[np.
         groups = np.unique(labels)
         if len(groups) == len(boxes):
             break
-        merged = np.empty((len(groups), 4), np.float32)
-        for k, g in enumerate(groups):
-            member = labels == g
-            merged[k, :2] = boxes[member, :2].min(0)
-            merged[k, 2:] = boxes[member, 2:].max(0)
-        weights = np.bincount(np.searchsorted(groups, labels), weights=weights, minlength=len(groups)).astype(weights.dtype)
-        boxes = merged
+        order = np.argsort(labels, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
+        ranked = boxes[order]
+        boxes = np.concatenate([np.minimum.reduceat(ranked[:, :2], starts), np.maximum.reduceat(ranked[:, 2:], starts)], 1)
+        weights = np.add.reduceat(weights[order], starts)
     return boxes, weights
 
 

@@ -9,6 +9,7 @@ float32 in [0,1]. `input_hw` is the network input (height, width) in pixels.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,8 +42,10 @@ def grid_cells(input_hw: tuple[int, int], strides=STRIDES) -> int:
     return sum((h // s) * (w // s) for s in strides)
 
 
+@functools.lru_cache(maxsize=16)
 def _grid(input_hw, strides, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N,2) x,y cell indices and (N,1) strides, in the row-major, stride-ascending order of YOLOX."""
+    """(N,2) x,y cell indices and (N,1) strides, in the row-major, stride-ascending order of YOLOX
+    (cached per input size and device; never written to)."""
     grids, steps = [], []
     for s in strides:
         hs, ws = input_hw[0] // s, input_hw[1] // s
@@ -61,7 +64,7 @@ def decode_yolox(out: torch.Tensor, input_hw) -> tuple[torch.Tensor, torch.Tenso
     """YOLOX exported without decoding (the official ONNX): (B, N, 5+nc) with N = grid_cells;
     cx,cy = (o[0:2] + grid) * stride, w,h = exp(o[2:4]) * stride; obj and classes already sigmoid-ed."""
     out = out.float()
-    grid, stride = _grid(input_hw, STRIDES, out.device)
+    grid, stride = _grid(tuple(input_hw), STRIDES, out.device)
     xy = (out[..., 0:2] + grid) * stride
     wh = torch.exp(out[..., 2:4]) * stride
     boxes = cxcywh_to_xyxy(torch.cat((xy, wh), -1))

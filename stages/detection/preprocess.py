@@ -46,7 +46,7 @@ def make_batch(images: Sequence[torch.Tensor], input_hw: tuple[int, int], mode: 
     """Resize (bilinear, half-pixel centres, as cv2.INTER_LINEAR) and place every image, on its device.
 
     Convention: images (3,H,W) uint8 BGR; returns (B,3,h,w) `dtype` with pixel values * scale and
-    one Placement per image. Images of one size are resized in one call.
+    one Placement per image.
     """
     if not images:
         raise ValueError("images: expected at least one image")
@@ -62,14 +62,17 @@ def make_batch(images: Sequence[torch.Tensor], input_hw: tuple[int, int], mode: 
         places.append(None)  # type: ignore[arg-type]
     for size, idx in groups.items():
         place, (nh, nw) = placement(size, input_hw, mode)
-        stack = torch.stack([images[i] for i in idx])
-        if (nh, nw) != size:
-            # CPU: torch resizes uint8 directly (~6x faster than via float); CUDA has no uint8 kernel
-            if stack.device.type != "cpu":
-                stack = stack.to(dtype)
-            stack = F.interpolate(stack, size=(nh, nw), mode="bilinear", align_corners=False)
         px, py = int(place.pad[0]), int(place.pad[1])
-        batch[idx, :, py:py + nh, px:px + nw] = stack.to(dtype)
+        # CPU: one image at a time, uint8, on the (channels-last) view: no full-size copy at all;
+        # CUDA: one stacked call per size in the compute dtype (there is no uint8 kernel there)
+        parts = [[i] for i in idx] if device.type == "cpu" else [idx]
+        for part in parts:
+            stack = images[part[0]][None] if len(part) == 1 else torch.stack([images[i] for i in part])
+            if device.type != "cpu":
+                stack = stack.to(dtype)
+            if (nh, nw) != size:
+                stack = F.interpolate(stack, size=(nh, nw), mode="bilinear", align_corners=False)
+            batch[part, :, py:py + nh, px:px + nw] = stack.to(dtype)
         for i in idx:
             places[i] = place
     if rgb:
