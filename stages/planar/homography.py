@@ -32,10 +32,19 @@ def find_homography(src: np.ndarray, dst: np.ndarray, threshold: float = 3.0, me
     if H is None or mask is None or not np.all(np.isfinite(H)) or abs(H[2, 2]) < 1e-12:
         return None, np.zeros(n, bool)
     inliers = mask.ravel().astype(bool)
-    if inliers.sum() >= 8:  # polish on the inliers alone (least squares + LM)
+    for _ in range(2):  # polish: least squares on the inliers, tightened to the residuals' own scale
+        if inliers.sum() < 8:
+            break
         H2, _ = cv2.findHomography(src[inliers], dst[inliers], 0)
-        if H2 is not None and np.all(np.isfinite(H2)) and abs(H2[2, 2]) > 1e-12:
-            H = H2
+        if H2 is None or not np.all(np.isfinite(H2)) or abs(H2[2, 2]) < 1e-12:
+            break
+        H = H2
+        residual = np.linalg.norm(project(H, src) - dst, axis=1)
+        sigma = 1.4826 * float(np.median(residual[inliers]))
+        tight = residual < min(threshold, max(0.25, 3.0 * sigma))
+        if tight.sum() < 8 or np.array_equal(tight, inliers):
+            break
+        inliers = tight
     return H / H[2, 2], inliers
 
 

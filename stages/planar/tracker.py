@@ -46,7 +46,9 @@ class TrackerConfig:
     lk_levels: int = 3               # frame-to-frame LK pyramid levels
     refine_window: int = 15          # LK window against the warped reference
     refine_levels: int = 2           # pyramid levels against the warped reference
-    photometric: bool = True         # match gain/bias of the warped reference to the frame
+    photometric: bool = True         # map the reference's grey levels to the frame's (gain, bias from inlier patches)
+    fb_check: float = 0.0           # forward-backward LK check against the reference, px (0: off)
+    max_residual: float = 2.5        # drop points whose LK patch residual exceeds this x the median (0: off)
     min_inliers: int = 12
     min_inlier_ratio: float = 0.3
     max_area_change: float = 1.5     # per frame, factor
@@ -136,6 +138,7 @@ class PlanarTracker:
             region[fg > 0] = 0
         pts = cv2.goodFeaturesToTrack(gray, 3 * cfg.max_points, 0.005, cfg.point_spacing, mask=region, blockSize=5)
         self._pool = np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
+        self._score = np.ones(len(self._pool))  # running inlier rate of each reference point
         if len(self._pool) < cfg.min_inliers:
             raise ValueError(f"the surface has too little texture to track: {len(self._pool)} points "
                              f"(min_inliers is {cfg.min_inliers})")
@@ -148,6 +151,7 @@ class PlanarTracker:
         self._act_pts = np.zeros((0, 2), np.float32)
         self._lost, self._lost_for, self._since_anchor, self._last_ratio = True, 0, 0, 1.0
         self._last_area = self._ref_area
+        self._gain, self._bias = 1.0, 0.0
         if self._smoother is not None:
             self._smoother.reset()
 
@@ -176,26 +180,37 @@ class PlanarTracker:
             if H_match is not None and (not candidates or self._differs(H_match, candidates[0])):
                 candidates.append(H_match)
                 matched = True
-        best = None
+        # the tracked prediction wins unless the matched one is valid with clearly more inliers
+        best, fallback = None, None
         for k, H_pred in enumerate(candidates):
             refined = self._refine(gray, H_pred, mask)
-            if refined is not None and (best is None or refined[3] > best[3]):
-                best = refined + (k == len(candidates) - 1 and matched,)
+            if refined is None:
+                continue
+            refined = refined + (matched and k == len(candidates) - 1,)
+            if not self._is_valid(refined):
+                fallback = fallback or refined
+            elif best is None or refined[3] > 1.5 * best[3]:
+                best = refined
         self._prev = gray
         if best is None:
-            return self._fail(None, 0.0, 0, dt)
-        H, idx, pts, n_in, ratio, from_match = best
-        corners = project(H, self.ref_corners)
-        area_ref = self._last_area if not self._lost else self._ref_area
-        max_change = cfg.max_area_change if not self._lost else 1e6
-        if n_in < cfg.min_inliers or ratio < cfg.min_inlier_ratio or not quad_is_sane(corners, area_ref, max_change):
-            return self._fail(H, ratio, n_in, dt)
+            return self._fail(None if fallback is None else fallback[0], 0.0 if fallback is None else fallback[4],
+                              0 if fallback is None else fallback[3], dt)
+        H, idx, pts, n_in, ratio, tested, hit, from_match = best
         if from_match or self._lost:
             self.stats["reanchors"] += int(from_match)
             if self._smoother is not None:
                 self._smoother.reset()
+        self._score[tested] = 0.9 * self._score[tested] + 0.1 * hit
         self._accept(H, idx, pts, ratio)
         return self._result(H, True, ratio, n_in, dt, reanchored=from_match)
+
+    def _is_valid(self, refined) -> bool:
+        """Enough inliers, a high enough inlier ratio, and a sane quad (bounded area change)."""
+        H, n_in, ratio = refined[0], refined[3], refined[4]
+        area_ref = self._last_area if not self._lost else self._ref_area
+        max_change = self.cfg.max_area_change if not self._lost else 1e6
+        return (n_in >= self.cfg.min_inliers and ratio >= self.cfg.min_inlier_ratio
+                and quad_is_sane(project(H, self.ref_corners), area_ref, max_change))
 
     def _predict(self, gray, mask) -> np.ndarray | None:
         """frame_from_ref from LK on last frame's inliers (None when too few points survive)."""
@@ -242,14 +257,21 @@ class PlanarTracker:
         warped = cv2.warpPerspective(self._ref_pyr[level], M, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE)
         cur = gray[y0:y1, x0:x1]
-        if cfg.photometric:
-            warped = self._match_gain(warped, cur, pred_corners - (x0, y0), None if mask is None else mask[y0:y1, x0:x1])
+        raw_warped = warped
+        if cfg.photometric and (self._gain != 1.0 or self._bias != 0.0):
+            warped = cv2.LUT(warped, np.clip(np.arange(256) * self._gain + self._bias, 0, 255).astype(np.uint8))
         p0 = (p[idx] - (x0, y0)).astype(np.float32)
-        p1, st, _ = cv2.calcOpticalFlowPyrLK(warped, cur, p0, p0.copy(), winSize=(cfg.refine_window,) * 2,
-                                             maxLevel=cfg.refine_levels, criteria=_CRITERIA,
-                                             flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-        p1 = p1.reshape(-1, 2)
+        p1, st, err = cv2.calcOpticalFlowPyrLK(warped, cur, p0, p0.copy(), winSize=(cfg.refine_window,) * 2,
+                                               maxLevel=cfg.refine_levels, criteria=_CRITERIA,
+                                               flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+        p1, err = p1.reshape(-1, 2), err.ravel()
         ok = (st.ravel() == 1) & np.isfinite(p1).all(1)
+        if cfg.max_residual > 0 and ok.sum() >= 8:  # occluded or changed patches: appearance does not match
+            ok &= err <= max(1.0, cfg.max_residual * float(np.median(err[ok])))
+        if cfg.fb_check > 0 and ok.sum() >= 4:  # forward-backward: the way back must lead home
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, warped, p1, p0.copy(), winSize=(cfg.refine_window,) * 2,
+                                                    maxLevel=0, criteria=_CRITERIA, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+            ok &= (st2.ravel() == 1) & (np.linalg.norm(back.reshape(-1, 2) - p0, axis=1) < cfg.fb_check)
         if ok.sum() < max(4, cfg.min_inliers):
             return None
         p1 = p1 + np.float32((x0, y0))
@@ -258,20 +280,39 @@ class PlanarTracker:
             return None
         n_in = int(inl.sum())
         keep = np.flatnonzero(ok)[inl]
-        return H, idx[keep], p1[keep], n_in, n_in / len(idx)
+        if cfg.photometric:
+            self._update_gain(raw_warped, cur, p0[keep], p1[keep] - np.float32((x0, y0)))
+        hit = np.zeros(len(idx), bool)
+        hit[keep] = True
+        # the ratio counts only points that have been reliable lately (not, e.g., a person who stood
+        # in front of the surface in the reference frame)
+        reliable = (self._score[idx] > 0.25) | hit
+        return H, idx[keep], p1[keep], n_in, n_in / max(1, int(reliable.sum())), idx, hit
 
-    @staticmethod
-    def _match_gain(warped, cur, corners, fg):
-        region = polygon_mask(cur.shape, corners, erode=2)
-        if fg is not None:
-            region[np.asarray(fg) > 0] = 0
-        if cv2.countNonZero(region) < 64:
-            return warped
-        mw, sw = cv2.meanStdDev(warped, mask=region)
-        mc, sc = cv2.meanStdDev(cur, mask=region)
-        gain = float(np.clip(sc[0, 0] / max(sw[0, 0], 1e-3), 0.5, 2.0))
-        lut = np.clip((np.arange(256) - mw[0, 0]) * gain + mc[0, 0], 0, 255).astype(np.uint8)
-        return cv2.LUT(warped, lut)
+    def _update_gain(self, warped, cur, p0, p1) -> None:
+        """Refit the grey-level map reference -> frame (gain, bias) from the mean grey level of the
+        inlier patches (so people in front, being outliers, do not bias it); used on the next frame."""
+        r = self.cfg.refine_window // 2
+        means = []
+        for img, pts in ((warped, p0), (cur, p1)):
+            integral = cv2.integral(img)
+            h, w = img.shape
+            x = np.clip(np.rint(pts[:, 0]).astype(np.int64), r, w - r - 1)
+            y = np.clip(np.rint(pts[:, 1]).astype(np.int64), r, h - r - 1)
+            box = integral[y + r + 1, x + r + 1] - integral[y - r, x + r + 1] - integral[y + r + 1, x - r] + integral[y - r, x - r]
+            means.append(box / float((2 * r + 1) ** 2))
+        a, b = means
+        if len(a) < 8 or np.ptp(a) < 10:
+            return
+        keep = np.ones(len(a), bool)
+        for _ in range(2):
+            gain, bias = np.polyfit(a[keep], b[keep], 1)
+            res = np.abs(b - (gain * a + bias))
+            keep = res <= max(2.0, 3.0 * 1.4826 * float(np.median(res[keep])))
+            if keep.sum() < 8:
+                return
+        if 0.4 <= gain <= 2.5:
+            self._gain, self._bias = float(gain), float(bias)
 
     def _match(self, gray, mask) -> np.ndarray | None:
         """Re-anchor: keypoints of this frame matched to the reference's; frame_from_ref or None."""
