@@ -85,31 +85,56 @@ def test_stop_event_ends_promptly(clip):
     assert len(got) == 5
 
 
-# A cut MPEG-TS looks like a shorter stream (no index, no frame count): nothing to warn about.
-@pytest.mark.parametrize("ext,cut,warns", [("mp4", 0.5, 1), ("mkv", 0.5, 1), ("ts", 0.5, 0)])
-def test_truncated_file_keeps_decodable_frames_and_warns_once(tmp_path, caplog, ext, cut, warns):
+def read_damaged(source):
+    """(frames, error): every frame the source yields before it raises at the end."""
+    source.open()
+    frames, error = [], None
+    try:
+        for frame in source.frames(threading.Event()):
+            frames.append(frame)
+    except SourceError as exc:
+        error = exc
+    finally:
+        source.close()
+    return frames, error
+
+
+# A cut MPEG-TS looks like a shorter stream (no index, no frame count): nothing to report.
+@pytest.mark.parametrize("ext,damage", [("mp4", "cut short: "), ("mkv", "cut short at "), ("ts", None)])
+def test_truncated_file_keeps_decodable_frames_warns_once_then_fails(tmp_path, caplog, ext, damage):
     path = make_video(tmp_path / f"full.{ext}", n=60, faststart=(ext == "mp4"))
     data = path.read_bytes()
     cut_path = tmp_path / f"cut.{ext}"
-    cut_path.write_bytes(data[: int(len(data) * cut)])
+    cut_path.write_bytes(data[: len(data) // 2])
     with caplog.at_level(logging.WARNING, logger="vidpipe.sources"):
-        _, frames = read(FileSource(FileParams(uri=str(cut_path))))
+        frames, error = read_damaged(FileSource(FileParams(uri=str(cut_path))))
     assert 5 < len(frames) < 60
-    assert [index_of(f.image, 60) for f in frames[:5]] == list(range(5))
+    assert [index_of(f.image) for f in frames] == list(range(len(frames)))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == warns and all(str(cut_path) in w.getMessage() for w in warnings)
+    if damage is None:
+        assert error is None and not warnings
+        return
+    assert len(warnings) == 1 and str(cut_path) in warnings[0].getMessage()
+    text = str(error)
+    assert text.startswith(f"damaged video ({damage}") and text.endswith(f"the {len(frames)} frames that decoded "
+                                                                          f"were processed: {cut_path}")
+    frames_warn, error_warn = read_damaged(FileSource(FileParams(uri=str(cut_path), on_damage="warn")))
+    assert error_warn is None and len(frames_warn) == len(frames)
 
 
-def test_corrupt_middle_keeps_going(tmp_path):
-    path = make_video(tmp_path / "full.ts", n=60, gop=10)
+@pytest.mark.parametrize("ext", ["mp4", "ts"])
+def test_corrupt_middle_keeps_going(tmp_path, ext):
+    path = make_video(tmp_path / f"full.{ext}", n=60, gop=10)
     data = bytearray(path.read_bytes())
     mid = len(data) // 2
     data[mid:mid + 3000] = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
-    bad = tmp_path / "corrupt.ts"
+    bad = tmp_path / f"corrupt.{ext}"
     bad.write_bytes(bytes(data))
-    _, frames = read(FileSource(FileParams(uri=str(bad))))
+    frames, error = read_damaged(FileSource(FileParams(uri=str(bad))))
     assert len(frames) >= 40
     assert index_of(frames[-1].image, 60) == 59  # frames after the damage are decoded too
+    if ext == "mp4":  # the index knows what is missing; MPEG-TS concealment leaves no trace
+        assert "damaged video (" in str(error)
 
 
 @pytest.fixture(scope="module")

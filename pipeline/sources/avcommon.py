@@ -80,6 +80,11 @@ class Decoder:
         self._warned = False
         self._last_time = -1.0
 
+    @property
+    def last_time(self) -> float:
+        """Time of the last frame converted (seconds), -1 before the first."""
+        return self._last_time
+
     def warn_once(self, message: str) -> None:
         if not self._warned:
             self._warned = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 from ..errors import SourceError
 from ..frame import Frame
@@ -23,6 +23,9 @@ class FileParams:
     start: float = param(0.0, ge=0, doc="start time in seconds from the beginning (seeks to the keyframe before it)")
     max_pixels: int = param(MAX_PIXELS, gt=0, doc="reject videos with more pixels per frame than this, before decoding")
     threads: int = param(0, ge=0, doc="decoder threads (0 = FFmpeg's choice)")
+    on_damage: Literal["error", "warn"] = param("error", doc="a damaged or cut-short file: every frame that "
+                                                "decodes is processed, then 'error' ends the run with a non-zero "
+                                                "exit, 'warn' only warns")
 
 
 def check_file(path: str) -> None:
@@ -100,15 +103,38 @@ class FileSource(Source):
         if self._frames_out == 0:
             where = f" at or after start={self.params.start}s" if self.params.start > 0 else ""
             raise SourceError(f"no frame could be decoded{where}: {self.params.uri}")
-        expected = self._expected
-        if expected and self._frames_out < 0.98 * expected - 1:
-            decoder.warn_once(f"input ended after {self._frames_out} of about {expected} frames (truncated?)")
+        damage = self._damage(fps)
+        if damage and self.params.on_damage == "error":
+            raise SourceError(f"damaged video ({damage}); the {self._frames_out} frames that decoded were "
+                              f"processed: {self.params.uri}")
+
+    def _damage(self, fps: float) -> str:
+        """What is wrong with the file, judged after reading it ('' when nothing is known wrong).
+        Certain: decode errors, fewer frames than an mp4 index lists, a Matroska file ending well
+        before its stated duration. A shortfall against an estimate (no index) is only warned."""
+        decoder, stream, n = self._decoder, self._stream, self._frames_out
+        fmt = self._container.format.name if self._container is not None else ""
+        problems = []
         if decoder.decode_errors:
-            log.info("%s: %d frame(s) decoded, %d decode error(s)", self.params.uri, self._frames_out,
-                     decoder.decode_errors)
+            problems.append(f"{decoder.decode_errors} decode error(s)")
+        if self.params.start == 0 and stream.frames and n < stream.frames:
+            problems.append(f"cut short: {n} of {stream.frames} frames")
+        elif "matroska" in fmt and self._container.duration and stream.time_base and decoder.origin is not None:
+            end = self._container.duration / 1_000_000  # the segment's end, stated in its header
+            last = float(decoder.origin * stream.time_base) + decoder.last_time
+            step = 1.0 / fps if fps > 0 else 0.1
+            if last + 3 * step + 0.1 < end:
+                problems.append(f"cut short at {last:.2f} s of {end:.2f} s")
+        expected = self._expected
+        if problems:
+            decoder.warn_once("; ".join(problems))
+        elif expected and n < 0.98 * expected - 1:
+            decoder.warn_once(f"input ended after {n} of about {expected} frames (truncated?)")
+        return "; ".join(problems)
 
     def stats(self) -> dict:
-        return {"frames": self._frames_out, "decode_errors": self._decoder.decode_errors if self._decoder else 0}
+        return {"frames": self._frames_out, "decode_errors": self._decoder.decode_errors if self._decoder else 0,
+                "expected": self._expected}
 
     def close(self) -> None:
         if self._container is not None:
