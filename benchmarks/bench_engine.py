@@ -174,11 +174,14 @@ def bench_pipelining(frames, repeats):
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(4)]
     fns = (blur, box, erode)
-    one = {fn: min(timed(fn, images[0])[0] for _ in range(5)) for fn in fns}
-    target = max(one.values())  # roughly equal work: repeat the cheaper filters
+    def cost(fn, r):
+        return min(timed(repeat, fn, r, images[0])[0] for _ in range(7))
+
+    one = {fn: cost(fn, 1) for fn in fns}
+    target = max(0.006, *one.values())  # roughly equal work: repeat each filter to ~6 ms
     reps = {fn: max(1, round(target / t)) for fn, t in one.items()}
-    per_op = {f"{fn.__name__} x{reps[fn]}": min(timed(repeat, fn, reps[fn], images[0])[0] for _ in range(5)) * 1000
-              for fn in fns}
+    reps = {fn: max(1, round(r * target / cost(fn, r))) for fn, r in reps.items()}  # a second pass
+    per_op = {f"{fn.__name__} x{reps[fn]}": cost(fn, reps[fn]) * 1000 for fn in fns}
     seq, thr = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
