@@ -221,6 +221,23 @@ def test_leaving_frames_loop_early_stops_the_run():
     assert sink.indices == list(range(len(sink.indices))) and len(sink.indices) < 1000
 
 
+def test_frames_iteration_raises_stage_error_after_the_frames_before_it():
+    got = []
+    with pytest.raises(StageError, match="stage 'bad' failed on frame 6"):
+        for frame in Pipeline(FakeSource(count=50), [NoopStage(name="bad", fail_at=6)], [], device="cpu").frames():
+            got.append(frame.index)
+    assert got == list(range(6))
+
+
+def test_context_manager_stops_a_held_iterator():
+    src, sink = FakeSource(count=100_000), FakeSink()
+    with Pipeline(src, chain(2), [sink], device="cpu", queue_size=2) as pipe:
+        frames = pipe.frames()
+        assert [next(frames).index for _ in range(3)] == [0, 1, 2]
+    assert sink.closes == 1 and src.closes == 1 and pipe.stats["stopped"] == "stop"
+    del frames  # closing the generator afterwards must not wait or raise
+
+
 def test_graph_checked_for_objects_too():
     with pytest.raises(ConfigError, match=r"stages\[0\] \(track\): reads 'detections'"):
         Pipeline(FakeSource(), [TrackStage(name="track"), DetectStage(name="detect")])
