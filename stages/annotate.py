@@ -140,6 +140,12 @@ def auto_font_scale(height: int) -> float:
     return float(np.clip(0.5 * height / 720 if height else 0.5, 0.35, 1.2))
 
 
+def default_order() -> list[str]:
+    """Every registered layer: other areas' overlays first, then trails, boxes and the HUD on top."""
+    top = ["trails", "boxes", "hud"]
+    return [n for n in LAYERS if n not in top] + [n for n in top if n in LAYERS]
+
+
 def resolve_layer(name: str):
     module, _, attr = LAYERS[name].partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -147,8 +153,8 @@ def resolve_layer(name: str):
 
 @dataclass
 class AnnotateParams:
-    layers: list[str] | None = param(None, doc="layers to draw, in order (default: every registered layer; "
-                                     "each draws only what the frame has)")
+    layers: list[str] | None = param(None, doc="layers to draw, in order (default: every registered layer, "
+                                     "overlays first, then trails, boxes, hud; each draws only what the frame has)")
     options: dict[str, dict[str, Any]] = param({}, doc="per-layer options, e.g. {flow: {alpha: 0.5}}")
     thickness: int | None = param(None, ge=1, le=20, doc="line thickness in pixels (default: 2, 3 at 1080p)")
     font_scale: float | None = param(None, gt=0, le=4, doc="OpenCV font scale of labels and HUD "
@@ -178,7 +184,7 @@ class AnnotateStage(Stage):
 
     def setup(self, context) -> None:
         super().setup(context)
-        names = list(self.params.layers) if self.params.layers is not None else list(LAYERS)
+        names = list(self.params.layers) if self.params.layers is not None else default_order()
         self._layers = [(name, resolve_layer(name)) for name in names]
         height = context.source.height if context and context.source else 0
         font_scale = self.params.font_scale or auto_font_scale(height)
