@@ -34,9 +34,13 @@ class BackgroundParams:
     rate: float = param(0.01, gt=0, le=1, doc="learning rate per frame once settled (memory ~ 1/rate frames)")
     threshold: float = param(16.0, gt=0, doc="foreground when squared colour distance > threshold * variance "
                              "(MOG2 varThreshold; knn uses dist2Threshold = 25 * threshold)")
-    foreground_factor: float = param(0.1, ge=0, le=1, doc="torch: foreground pixels learn this much slower (0 = never)")
+    foreground_factor: float = param(0.0, ge=0, le=1, doc="torch: foreground pixels learn this much slower (0 = not at all; "
+                                     "what stays is absorbed through absorb_frames)")
+    absorb_frames: int = param(150, ge=0, doc="torch: a foreground pixel whose colour holds still this many frames "
+                               "becomes background (ghosts, parked objects); sooner for pixels watched < 2x as long; 0 = never")
     shadows: bool = param(True, doc="detect shadows (a darker copy of the background) and keep them out of the mask")
-    shadow_ratio: float = param(0.5, gt=0, lt=1, doc="darkest brightness ratio still called a shadow (MOG2 tau)")
+    shadow_ratio: float = param(0.6, gt=0, lt=1, doc="darkest brightness ratio still called a shadow (MOG2 tau; "
+                                "lower catches deeper shadows and more dark clothing)")
     min_std: float = param(4.0, gt=0, le=100, doc="torch: floor of the per-channel noise standard deviation, levels")
     open_size: int = param(3, ge=0, le=31, doc="opening element side in processing pixels, odd (0 = off): removes specks")
     close_size: int = param(5, ge=0, le=31, doc="closing element side in processing pixels, odd (0 = off): fills holes")
@@ -71,7 +75,9 @@ class BackgroundStage(Stage):
             self.reads = frozenset({"detections"})
             self.optional_reads = frozenset()
         self.model = None
+        self.canvas = None
         self.motion = None
+        self._ignore = None
         self._prev_plane = None
         self._frames = 0
         self._fg_sum = 0.0
@@ -88,8 +94,13 @@ class BackgroundStage(Stage):
 
             var_min = p.min_std ** 2
             self.model = GaussianBackground(rate=p.rate, threshold=p.threshold, foreground_factor=p.foreground_factor,
-                                            shadows=p.shadows, shadow_ratio=p.shadow_ratio, var_init=max(225.0, var_min),
+                                            shadows=p.shadows, shadow_ratio=p.shadow_ratio,
+                                            absorb_frames=p.absorb_frames, var_init=max(225.0, var_min),
                                             var_min=var_min, var_max=max(5625.0, var_min))
+            if p.compensate != "none":
+                from stages.segmentation.canvas import CanvasBackground
+
+                self.canvas = CanvasBackground(self.model)
             if p.compensate == "homography":
                 from stages.segmentation.motion import FrameMotion
 
@@ -144,36 +155,39 @@ class BackgroundStage(Stage):
             x = torch.from_numpy(small).permute(2, 0, 1)
         else:
             x = downscale(to_batch(frame.image_tensor(self.device)), p.scale)
-        h, w = x.shape[-2:]
-        self._compensate(frame, small, h, w)
-        fg, _ = self.model.apply(x)
+        if self.canvas is not None:
+            _, cur_from_prev = self._motion_step(frame, small)
+            fg = self.canvas.apply(to_batch(x), cur_from_prev)
+        else:
+            fg, _ = self.model.apply(x)
         fg = clean(fg, p.open_size, p.close_size)
+        if self.motion is not None:  # no keyframe corners on what moves (next keyframe)
+            from stages.segmentation.morphology import dilate
+
+            self._ignore = dilate(fg[0], 5).to("cpu").numpy()
         self._fg_sum += float(fg.float().mean()) if self._frames % 10 == 0 else 0.0
         return self._upsample(fg[0], height, width)
 
-    def _compensate(self, frame: Frame, small, h: int, w: int) -> None:
-        from stages.segmentation.motion import homography_grid, rescale_homography
+    def _motion_step(self, frame: Frame, small) -> tuple[bool, np.ndarray | None]:
+        """(known, cur_from_prev at processing scale): known False = start afresh."""
+        from stages.segmentation.motion import rescale_homography
 
         p = self.params
-        cur_from_prev = None
         if p.compensate == "homography":
             import cv2
 
-            gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-            cur_from_prev = self.motion.update(gray)
+            cur_from_prev = self.motion.update(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), self._ignore)
             if cur_from_prev is None and self._frames > 0:
                 self._motion_lost += 1
-                self.model.reset()  # the old model no longer lines up with the view
-                return
-        elif p.compensate == "plane":
-            plane = frame.plane
-            usable = plane is not None and plane.valid and plane.frame_from_ref is not None
-            prev, self._prev_plane = self._prev_plane, (plane.frame_from_ref if usable else None)
-            if usable and prev is not None:
-                cur_from_prev = rescale_homography(plane.frame_from_ref @ np.linalg.inv(prev), p.scale)
-        if cur_from_prev is not None:
-            grid = homography_grid(np.linalg.inv(cur_from_prev), h, w, device=self.device)
-            self.model.warp(grid)
+            return cur_from_prev is not None, cur_from_prev
+        plane = frame.plane
+        usable = plane is not None and plane.valid and plane.frame_from_ref is not None
+        prev, self._prev_plane = self._prev_plane, (plane.frame_from_ref if usable else None)
+        if not (usable and prev is not None):
+            if self._frames > 0:
+                self._motion_lost += 1
+            return False, None
+        return True, rescale_homography(plane.frame_from_ref @ np.linalg.inv(prev), p.scale)
 
     def _upsample(self, fg, height: int, width: int):
         import torch
@@ -227,4 +241,5 @@ class BackgroundStage(Stage):
                "mean_foreground": round(self._fg_sum / sampled, 4)}
         if self.params.compensate != "none":
             out["motion_lost"] = self._motion_lost
+            out["rebases"] = self.canvas.rebases if self.canvas is not None else 0
         return out

@@ -48,7 +48,7 @@ class GaussianBackground:
     Variances are in squared intensity levels per channel; rates are per frame, in (0, 1]."""
 
     def __init__(self, rate: float = 0.01, threshold: float = 16.0, foreground_factor: float = 0.1,
-                 shadows: bool = True, shadow_ratio: float = 0.5, absorb_frames: int = 60,
+                 shadows: bool = True, shadow_ratio: float = 0.5, absorb_frames: int = 60, absorb_min: int = 5,
                  var_init: float = 225.0, var_min: float = 16.0, var_max: float = 5625.0) -> None:
         if not 0 < rate <= 1:
             raise ValueError(f"rate: expected 0 < rate <= 1, got {rate}")
@@ -64,6 +64,7 @@ class GaussianBackground:
             raise ValueError(f"variances: expected 0 < var_min <= var_init <= var_max, got {var_min}, {var_init}, {var_max}")
         self.rate, self.threshold, self.foreground_factor = rate, threshold, foreground_factor
         self.shadows, self.shadow_ratio, self.absorb_frames = shadows, shadow_ratio, absorb_frames
+        self.absorb_min = max(1, absorb_min)
         self.var_init, self.var_min, self.var_max = var_init, var_min, var_max
         self.state: torch.Tensor | None = None  # (B,9,H,W): mean(3) var(1) age(1) candidate(3) hits(1)
 
@@ -89,8 +90,10 @@ class GaussianBackground:
         self.state[:, 3:4] = self.var_init
         self.state[:, 5:8] = x
 
-    def apply(self, image: torch.Tensor, learn: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Classify then (if `learn`) update. Returns (fg, shadow) as (B,H,W) bool tensors."""
+    def apply(self, image: torch.Tensor, learn: bool = True, valid: torch.Tensor | None = None):
+        """Classify then (if `learn`) update. `valid` (B,1,H,W) bool marks pixels observed in this
+        image (None = all); others are neither classified nor learned. Returns (fg, shadow) as
+        (B,H,W) bool tensors."""
         x = to_batch(image)
         if self.state is None or self.state.shape[0] != x.shape[0] or self.state.shape[2:] != x.shape[2:] \
                 or self.state.device != x.device:
@@ -100,41 +103,55 @@ class GaussianBackground:
         diff = x - mean
         d2 = _csum(diff * diff)
         known = age > 0.5
-        fg = (d2 > self.threshold * var) & known
-        shadow = torch.zeros_like(fg)
+        if valid is not None:
+            known &= valid
+        fg = d2 > var * self.threshold
+        fg &= known
+        shadow = None
         if self.shadows:
             num = _csum(x * mean)
-            a = num / _csum(mean * mean).clamp_min(1e-6)
-            dist2a = (_csum(x * x) - num * a).clamp_min(0)  # |x - a mu|^2 with a = <x,mu>/|mu|^2
-            shadow = fg & (a >= self.shadow_ratio) & (a <= 1) & (dist2a < self.threshold * var * a * a)
-            fg = fg & ~shadow
+            a = num / _csum(mean * mean).clamp_min_(1e-6)
+            dist2a = _csum(x * x).sub_(num * a).clamp_min_(0)  # |x - a mu|^2 with a = <x,mu>/|mu|^2
+            shadow = (a >= self.shadow_ratio) & (a <= 1) & (dist2a < var * self.threshold * a * a)
+            shadow &= fg
+            fg &= ~shadow
         if learn:
-            self._update(x, diff, d2, fg, shadow, known)
-        return fg[:, 0], shadow[:, 0]
+            self._update(x, diff, d2, fg, shadow, known, valid)
+        return fg[:, 0], (torch.zeros_like(fg) if shadow is None else shadow)[:, 0]
 
-    def _update(self, x, diff, d2, fg, shadow, known) -> None:
+    def _update(self, x, diff, d2, fg, shadow, known, valid) -> None:
+        """In-place update, written for few passes over memory (the CPU cost is bandwidth)."""
         s = self.state
         mean, var, age, cand, hits = s[:, 0:3], s[:, 3:4], s[:, 4:5], s[:, 5:8], s[:, 8:9]
-        moving = (fg | shadow).to(torch.float32)
-        rate = torch.clamp(1.0 / (age + 1.0), min=self.rate)
-        rate = rate * (1.0 - (1.0 - self.foreground_factor) * moving)
-        mean.add_(rate * diff)
-        kf = known.to(torch.float32)
-        new_var = var + rate * (d2 * (1.0 / 3.0) - var)
-        var.copy_((kf * new_var + (1.0 - kf) * self.var_init).clamp_(self.var_min, self.var_max))
-        age.add_(1.0).clamp_(max=1e6)
+        moving = fg if shadow is None else fg | shadow
+        rate = (age + 1.0).reciprocal_().clamp_(min=self.rate)
+        if self.foreground_factor == 0:
+            rate.masked_fill_(moving, 0.0)
+        elif self.foreground_factor < 1:
+            rate.mul_(1.0 - (1.0 - self.foreground_factor) * moving.to(torch.float32))
+        if valid is not None:
+            rate.masked_fill_(~valid, 0.0)
+        mean.addcmul_(diff, rate)
+        var.add_(d2.mul_(1.0 / 3.0).sub_(var).mul_(rate))
+        var.masked_fill_(~known if valid is None else valid & ~known, self.var_init)  # first sight
+        var.clamp_(self.var_min, self.var_max)
+        age.add_(1.0 if valid is None else valid.to(torch.float32)).clamp_(max=1e6)
         if self.absorb_frames <= 0:
             return
         # candidate colour: follows a foreground pixel while it holds still; promoted when it has
-        fgf = fg.to(torch.float32)
         dc = x - cand
-        still = (_csum(dc * dc) < self.threshold * var).to(torch.float32) * fgf
-        hits.mul_(still).add_(fgf)  # still: hits+1; new colour: 1; background: 0
-        cand.add_(dc * (fgf / hits.clamp_min(1.0)) * still + dc * (fgf - still))  # running mean / restart
-        promote = (hits >= self.absorb_frames).to(torch.float32)
-        mean.add_(promote * (cand - mean))
-        var.add_(promote * (self.var_init - var))
-        hits.mul_(1.0 - promote)
+        still = _csum(dc * dc) < var * self.threshold
+        still &= fg
+        restart = fg & ~still
+        hits.add_(1.0).mul_(still).masked_fill_(restart, 1.0)  # still: +1, new colour: 1, background: 0
+        cand.addcmul_(dc, still / hits.clamp_min(1.0) + restart)  # running mean, or restart at x
+        # young pixels (just started, or just come into view) absorb sooner: up to `absorb_frames`
+        # after they have been watched for twice as long, so ghosts of the first frames go quickly
+        promote = hits >= (age * 0.5).clamp_(min=min(self.absorb_frames, float(self.absorb_min)), max=self.absorb_frames)
+        if bool(promote.any()):
+            mean.addcmul_(cand - mean, promote.to(torch.float32))
+            var.masked_fill_(promote, self.var_init)
+            hits.masked_fill_(promote, 0.0)
 
     def warp(self, grid: torch.Tensor) -> None:
         """Resample the state through `grid` (B,H,W,2, normalized, align_corners=False) as made by

@@ -23,40 +23,62 @@ def rescale_homography(h_full: np.ndarray, scale: float) -> np.ndarray:
 
 
 class FrameMotion:
-    """Frame-to-frame homography from Shi-Tomasi corners tracked by pyramidal Lucas-Kanade, fitted
-    with RANSAC. Convention: `update(gray)` takes (H,W) uint8 and returns `cur_from_prev` (3x3
-    float64) or None on the first frame or when fewer than `min_inliers` points agree."""
+    """Camera motion between consecutive frames, measured against a keyframe so that errors do not
+    add up: Shi-Tomasi corners of the keyframe are tracked into every new frame by pyramidal
+    Lucas-Kanade (started from the previous estimate) and a RANSAC homography cur_from_key is
+    fitted; the step returned is cur_from_prev = cur_from_key @ inv(prev_from_key), so a chain of
+    steps telescopes to the keyframe's estimate. A new keyframe is taken when fewer than
+    `rekey_ratio` of its points remain inliers. Convention: `update(gray, ignore)` takes (H,W)
+    uint8 and an optional (H,W) mask (nonzero = moving objects: no keyframe corners there) and
+    returns cur_from_prev (3x3 float64), or None on the first frame or when the fit fails (fewer
+    than `min_inliers` points agree; the frame becomes the keyframe)."""
 
-    def __init__(self, max_points: int = 300, min_distance: int = 7, ransac_px: float = 1.5,
-                 min_inliers: int = 12) -> None:
+    def __init__(self, max_points: int = 300, min_distance: int = 7, ransac_px: float = 1.0,
+                 min_inliers: int = 12, rekey_ratio: float = 0.6) -> None:
         if max_points < 8:
             raise ValueError(f"max_points: expected >= 8, got {max_points}")
+        if not 0 < rekey_ratio <= 1:
+            raise ValueError(f"rekey_ratio: expected 0 < x <= 1, got {rekey_ratio}")
         self.max_points, self.min_distance = max_points, min_distance
-        self.ransac_px, self.min_inliers = ransac_px, min_inliers
-        self.prev: np.ndarray | None = None
+        self.ransac_px, self.min_inliers, self.rekey_ratio = ransac_px, min_inliers, rekey_ratio
+        self.key = self.key_pts = self.prev_from_key = None
         self.inlier_ratio = 0.0
+        self.keyframes = 0
 
-    def update(self, gray: np.ndarray) -> np.ndarray | None:
+    def _set_key(self, gray: np.ndarray, ignore: np.ndarray | None) -> None:
+        import cv2
+
+        self.key, self.prev_from_key = gray, np.eye(3)
+        allowed = None if ignore is None else np.where(ignore != 0, np.uint8(0), np.uint8(255))
+        self.key_pts = cv2.goodFeaturesToTrack(gray, self.max_points, 0.01, self.min_distance, mask=allowed, blockSize=5)
+        self.keyframes += 1
+
+    def update(self, gray: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray | None:
         import cv2
 
         if gray.ndim != 2 or gray.dtype != np.uint8:
             raise ValueError(f"gray: expected (H,W) uint8, got {gray.shape} {gray.dtype}")
-        prev, self.prev = self.prev, gray
         self.inlier_ratio = 0.0
-        if prev is None or prev.shape != gray.shape:
+        if self.key is None or self.key.shape != gray.shape or self.key_pts is None or len(self.key_pts) < self.min_inliers:
+            self._set_key(gray, ignore)
             return None
-        pts = cv2.goodFeaturesToTrack(prev, self.max_points, 0.01, self.min_distance, blockSize=5)
-        if pts is None or len(pts) < self.min_inliers:
-            return None
-        nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, gray, pts, None, winSize=(15, 15), maxLevel=3)
+        pts = self.key_pts
+        guess = cv2.perspectiveTransform(pts.astype(np.float64), self.prev_from_key).astype(np.float32)
+        nxt, status, _ = cv2.calcOpticalFlowPyrLK(self.key, gray, pts, guess, winSize=(21, 21), maxLevel=3,
+                                                  flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         ok = status.reshape(-1) == 1
-        if ok.sum() < self.min_inliers:
-            return None
-        h, inl = cv2.findHomography(pts[ok], nxt[ok], cv2.RANSAC, self.ransac_px)
+        h = inl = None
+        if ok.sum() >= self.min_inliers:
+            h, inl = cv2.findHomography(pts[ok], nxt[ok], cv2.RANSAC, self.ransac_px)
         if h is None or inl is None or int(inl.sum()) < self.min_inliers:
+            self._set_key(gray, ignore)
             return None
         self.inlier_ratio = float(inl.sum()) / float(len(pts))
-        return h
+        cur_from_prev = h @ np.linalg.inv(self.prev_from_key)
+        self.prev_from_key = h
+        if self.inlier_ratio < self.rekey_ratio:
+            self._set_key(gray, ignore)
+        return cur_from_prev
 
 
 def homography_grid(prev_from_cur: np.ndarray, height: int, width: int, device="cpu", batch: int = 1):
