@@ -1,10 +1,11 @@
 """GPU detection throughput for a lent CUDA machine: YOLOX-Nano through the detect stage (torch
-backend via onnx2torch) on 1080p frames, fp16 and fp32, batch 1..64; decode excluded (frames already
+backend via onnx2torch) on 1080p frames, fp16 (with and without CUDA graphs) and fp32, batch 1..64;
+decode excluded (frames already
 on the GPU) and included (PyAV decoding in a thread feeding the stage, as the runner does). Prints
 one compact table; finishes in well under 3 minutes.
 
     VIDPIPE_SHARED=/path/to/shared VIDPIPE_ONNX2TORCH=/path/to/onnx2torch-1.5.15-py3-none-any.whl \\
-        python3 benchmarks/gpu_detect.py [--batches 1,2,4,8,16,32,64] [--seconds 1.5]
+        python3 benchmarks/gpu_detect.py [--batches 1,2,4,8,16,32,64] [--seconds 1.0]
 
 VIDPIPE_ONNX2TORCH may name a wheel (pure Python, imported from the zip), a folder holding one, or a
 site folder; without onnx2torch the torch rows are skipped (onnxruntime rows still run when it has CUDA).
@@ -73,13 +74,14 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def make_stage(model: str, backend: str, half: bool, device: str = "cuda"):
+def make_stage(model: str, backend: str, half: bool, device: str = "cuda", graphs: bool = False):
     import logging
 
     from pipeline.stage import SourceInfo, StageContext
     from stages.detect import DetectParams, DetectStage
 
-    stage = DetectStage(DetectParams(model=model, backend=backend, half=half, device=device, batch=2))
+    stage = DetectStage(DetectParams(model=model, backend=backend, half=half, device=device, batch=1,
+                                     cuda_graphs=graphs))
     stage.setup(StageContext(device, SourceInfo("bench", 1920, 1080, 25, False), threading.Event(),
                              logging.getLogger("bench")))
     return stage
@@ -175,7 +177,7 @@ def main() -> int:
     ap.add_argument("--model", default=str(SHARED / "models/yolox_nano/yolox_nano.onnx"))
     ap.add_argument("--video", default=str(SHARED / "data/videos/pedestrians_towncentre_1080p.mp4"))
     ap.add_argument("--batches", default="1,2,4,8,16,32,64")
-    ap.add_argument("--seconds", type=float, default=1.5, help="timed seconds per cell (after warm-up)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="timed seconds per cell (after warm-up)")
     ap.add_argument("--decode-frames", type=int, default=256, help="frames per decode-included cell")
     ap.add_argument("--device", default="cuda", help="cuda (cpu only to check the script itself)")
     args = ap.parse_args()
@@ -206,21 +208,28 @@ def main() -> int:
     rows = []
     contenders = []
     if not origin.startswith("unavailable"):
-        contenders += [("torch fp16", "torch", True), ("torch fp32", "torch", False)]
+        contenders += [("torch fp16 graph", "torch", True, True), ("torch fp16", "torch", True, False),
+                       ("torch fp32", "torch", False, False)]
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers() or not args.device.startswith("cuda"):
-        contenders.append(("ort cuda fp32", "onnxruntime", False))
-    for label, backend, half in contenders:
-        stage = make_stage(args.model, backend, half, args.device)
+        contenders.append(("ort cuda fp32", "onnxruntime", False, False))
+    for label, backend, half, graphs in contenders:
+        stage = make_stage(args.model, backend, half, args.device, graphs)
+        if graphs and not stage.info["cuda_graphs"]:
+            why = stage.model.graphed.failure if stage.model.graphed else "not on CUDA"
+            print(f"  {label}: no CUDA graph ({why})")
+        elif graphs:
+            stage.model.graphed.max_shapes = 16  # one graph per batch size measured
         for b in batches:
             if torch.cuda.is_available():
                 torch.cuda.reset_peak_memory_stats()
             fps, net, n_boxes = stage_fps(stage, tensors, b, args.seconds)
             mem = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
-            dec = decode_included_fps(stage, args.video, b, args.decode_frames) if has_av and label != "torch fp32" else None
+            dec = decode_included_fps(stage, args.video, b, args.decode_frames) if has_av and label in (
+                "torch fp16 graph", "ort cuda fp32") else None
             rows.append((label, b, fps, net, dec, mem, n_boxes))
-            print(f"  {label:<13} b={b:<3} stage {fps:8.1f} fps  net {net:8.1f} fps"
+            print(f"  {label:<16} b={b:<3} stage {fps:8.1f} fps  net {net:8.1f} fps"
                   + (f"  decode+stage {dec:6.1f} fps" if dec else "") + f"  ({time.perf_counter() - start:.0f} s)",
                   flush=True)
     dec_only = decode_only_fps(args.video, args.decode_frames) if has_av else None

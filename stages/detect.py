@@ -44,6 +44,8 @@ class DetectParams:
     max_wait: float = param(0.05, ge=0, le=10, doc="seconds to wait for a batch to fill")
     half: bool | Literal["auto"] = param("auto", doc="fp16 (torch backends on CUDA); auto: on CUDA only")
     device: str = param("auto", doc="auto (the pipeline's) | cpu | cuda | cuda:N")
+    cuda_graphs: bool = param(True, doc="torch backends on CUDA: replay the forward pass as a CUDA graph "
+                              "(one per batch shape, up to 4; falls back to eager if the model cannot be captured)")
     download: bool = param(False, doc="fetch a known official model file (sha256-checked) into the cache when missing")
     cache_dir: str | None = param(None, doc="download cache (null: $VIDPIPE_CACHE or ~/.cache/vidpipe/models)")
 
@@ -123,6 +125,7 @@ class DetectStage(Stage):
         except ValueError as exc:
             raise self._fail(str(exc)) from None
         self.model, self.names, self.input_hw = model, names, input_hw
+        graphs = self._graphs(model, input_hw, context)
         self.head = heads.HEADS[head_name]
         recipe = self.head.recipe
         self.resize = recipe.resize if p.resize == "auto" else p.resize
@@ -132,6 +135,7 @@ class DetectStage(Stage):
         self.info = {"model": path.name, "backend": model.backend, "device": str(device),
                      "dtype": str(model.dtype).replace("torch.", ""), "head": head_name,
                      "input": f"{input_hw[0]}x{input_hw[1]}", "classes": len(names), "batch": p.batch,
+                     "cuda_graphs": graphs,
                      "one_by_one": model.max_batch == 1 and p.batch > 1}
         context.logger.info("%s: %s", self.name, ", ".join(f"{k} {v}" for k, v in self.info.items()))
 
@@ -154,6 +158,20 @@ class DetectStage(Stage):
             return heads.HEADS[p.head].recipe.default_size
         return (640, 640)
 
+    def _graphs(self, model, input_hw, context) -> bool:
+        """Capture the forward pass for the configured batch now (not on the first frame)."""
+        import torch
+
+        if not (self.params.cuda_graphs and model.device.type == "cuda" and model.module is not None):
+            return False
+        model.use_cuda_graphs()
+        model(torch.zeros((self.params.batch, 3, *input_hw), dtype=model.dtype, device=model.device))
+        if model.graphed.failure:
+            context.logger.warning("%s: CUDA graph capture failed (%s); running eagerly", self.name,
+                                   model.graphed.failure)
+            return False
+        return True
+
     def _keep_mask(self, names, device):
         import torch
 
@@ -172,18 +190,22 @@ class DetectStage(Stage):
         return self.process_batch([frame])[0]
 
     def process_batch(self, frames: Sequence[Frame]) -> list[Frame | None]:
-        from stages.detection.nms import select
-        from stages.detection.preprocess import make_batch, unmap_boxes
+        import numpy as np
+        import torch
+
+        from stages.detection.nms import select_packed
+        from stages.detection.preprocess import make_batch, unmap_packed
 
         p, model = self.params, self.model
         images = [self._image(f, model.device) for f in frames]
         x, places = make_batch(images, self.input_hw, self.resize, self.rgb, self.scale, p.pad_value, model.dtype)
         boxes, scores = self.head.decode(model(x), self.input_hw)
-        results = select(boxes, scores, p.score_threshold, p.iou_threshold, self.keep, p.max_detections,
-                         p.max_candidates, p.class_agnostic)
-        for frame, place, (b, s, c) in zip(frames, places, results):
-            frame.detections = Detections(unmap_boxes(b, place).cpu().numpy(), s.cpu().numpy(),
-                                          c.cpu().numpy(), names=self.names)
+        b, s, c, img, counts = select_packed(boxes, scores, p.score_threshold, p.iou_threshold, self.keep,
+                                             p.max_detections, p.max_candidates, p.class_agnostic)
+        packed = torch.cat([unmap_packed(b, img, places), s[:, None], c[:, None].float()], 1).cpu().numpy()
+        for frame, rows in zip(frames, np.split(packed, np.cumsum(counts)[:-1])):  # one copy to the host
+            frame.detections = Detections(np.ascontiguousarray(rows[:, :4]), rows[:, 4].copy(),
+                                          rows[:, 5].astype(np.int32), names=self.names)
         return list(frames)
 
     @staticmethod

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stages.detection.heads import HEADS, HeadError, check_output, detect_head, grid_cells
-from stages.detection.preprocess import make_batch, placement, unmap_boxes
+from stages.detection.preprocess import make_batch, placement, unmap_boxes, unmap_packed
 
 
 @pytest.mark.parametrize("shape, input_hw, expected", [
@@ -129,3 +129,12 @@ def test_make_batch_mixed_sizes_and_errors():
         make_batch([], (32, 32))
     with pytest.raises(ValueError, match="resize: expected one of letterbox"):
         placement((10, 10), (32, 32), "crop")
+
+
+def test_unmap_packed_equals_per_image():
+    places = [placement((90, 160), (64, 64), "letterbox_center")[0], placement((1080, 1920), (416, 416), "letterbox")[0]]
+    boxes = torch.tensor([[0, 14, 64, 50], [10, 10, 30, 40], [-5, 0, 500, 500]], dtype=torch.float32)
+    image = torch.tensor([0, 1, 1])
+    want = torch.cat([unmap_boxes(boxes[:1], places[0]), unmap_boxes(boxes[1:], places[1])])
+    torch.testing.assert_close(unmap_packed(boxes, image, places), want)
+    assert unmap_packed(boxes, image, places)[2].tolist() == [0, 0, 1920, 1080]

@@ -128,6 +128,7 @@ class Model:
         self.backend, self.path, self.device, self.dtype = backend, path, device, dtype
         self.input_shape, self.max_batch = input_shape, max_batch
         self._run, self.module = run, module
+        self.graphed = None
 
     @property
     def input_hw(self) -> tuple[int, int] | None:
@@ -137,9 +138,17 @@ class Model:
         return int(s[2]), int(s[3])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        run = self.graphed or self._run
         if self.max_batch is None or x.shape[0] <= self.max_batch:
-            return self._run(x)
-        return torch.cat([self._run(x[i:i + self.max_batch]) for i in range(0, x.shape[0], self.max_batch)])
+            return run(x)
+        return torch.cat([run(x[i:i + self.max_batch]) for i in range(0, x.shape[0], self.max_batch)])
+
+    def use_cuda_graphs(self, max_shapes: int = 4) -> None:
+        """Replay the forward pass as CUDA graphs (torch backends on CUDA; see cudagraph.py)."""
+        if self.device.type == "cuda" and self.module is not None:
+            from .cudagraph import GraphedForward
+
+            self.graphed = GraphedForward(self._run, max_shapes)
 
     def to_float(self) -> None:
         """Back to fp32 (when a file does not run in fp16)."""

@@ -54,15 +54,17 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor 
     return order[keep]
 
 
-def select(boxes: torch.Tensor, scores: torch.Tensor, score_threshold: float, iou_threshold: float,
-           keep_classes: torch.Tensor | None = None, max_detections: int = 300, max_candidates: int = 4096,
-           class_agnostic: bool = False) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def select_packed(boxes: torch.Tensor, scores: torch.Tensor, score_threshold: float, iou_threshold: float,
+                  keep_classes: torch.Tensor | None = None, max_detections: int = 300, max_candidates: int = 4096,
+                  class_agnostic: bool = False):
     """Per image: best class per box, class filter, score threshold, top `max_candidates`,
     class-aware NMS over the batch (in chunks of images, so that no K x K matrix outgrows
-    max(max_candidates, 4096) boxes), then the best `max_detections`.
+    max(max_candidates, 4096) boxes), then the best `max_detections`; a handful of host syncs in
+    all, whatever the batch size.
 
     Convention: boxes (B,N,4) xyxy, scores (B,N,nc) in [0,1]; keep_classes (nc,) bool or None (all);
-    returns B tuples (xyxy (n,4) float32, score (n,) float32, class_id (n,) long), best first.
+    returns (xyxy (M,4) float32, score (M,), class_id (M,) long, image (M,) long, counts: list of B
+    ints), rows grouped by image in batch order, best score first within an image.
     """
     bsz, _, nc = scores.shape
     conf, cls = scores.float().max(-1)
@@ -80,15 +82,29 @@ def select(boxes: torch.Tensor, scores: torch.Tensor, score_threshold: float, io
     starts = [0]
     for n in counts:
         starts.append(starts[-1] + n)
-    out = []
+    keeps = [torch.zeros(0, dtype=torch.long, device=img.device)]
     for part in chunks_by_count(counts, max(max_candidates, 4096)):  # bounds the K x K matrices
         lo, hi = starts[part.start], starts[part.stop]
-        keep = lo + batched_nms(cand_boxes[lo:hi], cand_conf[lo:hi], group[lo:hi], iou_threshold)
-        kept_img = img[keep]
-        for i in range(part.start, part.stop):
-            sel = keep[kept_img == i][:max_detections]
-            out.append((cand_boxes[sel], cand_conf[sel], cand_cls[sel]))
-    return out
+        keeps.append(lo + batched_nms(cand_boxes[lo:hi], cand_conf[lo:hi], group[lo:hi], iou_threshold))
+    keep = torch.cat(keeps)
+    kept_img = img[keep]
+    order = torch.sort(kept_img, stable=True).indices  # by image, score order kept within each
+    keep, kept_img = keep[order], kept_img[order]
+    per = torch.bincount(kept_img, minlength=bsz)
+    rank = torch.arange(keep.numel(), device=keep.device) - (torch.cumsum(per, 0) - per)[kept_img]
+    best = rank < max_detections
+    keep, kept_img = keep[best], kept_img[best]
+    return (cand_boxes[keep], cand_conf[keep], cand_cls[keep], kept_img,
+            per.clamp(max=max_detections).tolist())
+
+
+def select(boxes: torch.Tensor, scores: torch.Tensor, score_threshold: float, iou_threshold: float,
+           keep_classes: torch.Tensor | None = None, max_detections: int = 300, max_candidates: int = 4096,
+           class_agnostic: bool = False) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """`select_packed`, split per image: B tuples (xyxy (n,4) float32, score (n,), class_id (n,) long)."""
+    b, s, c, _, counts = select_packed(boxes, scores, score_threshold, iou_threshold, keep_classes,
+                                       max_detections, max_candidates, class_agnostic)
+    return list(zip(b.split(counts), s.split(counts), c.split(counts)))
 
 
 def chunks_by_count(counts: Sequence[int], limit: int) -> list[slice]:

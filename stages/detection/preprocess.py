@@ -93,3 +93,12 @@ def unmap_boxes(boxes: torch.Tensor, place: Placement, clip: bool = True) -> tor
         out = torch.stack((out[:, 0].clamp(0, wid), out[:, 1].clamp(0, hgt),
                            out[:, 2].clamp(0, wid), out[:, 3].clamp(0, hgt)), 1)
     return out
+
+
+def unmap_packed(boxes: torch.Tensor, image: torch.Tensor, places: list[Placement]) -> torch.Tensor:
+    """`unmap_boxes` for rows of many images at once: boxes (M,4) in network-input pixels, image (M,)
+    the index into `places` of each row; returns original-image xyxy, clipped to each image."""
+    table = boxes.new_tensor([[*p.ratio, *p.pad, p.size[1], p.size[0]] for p in places])[image]
+    out = (boxes - table[:, [2, 3, 2, 3]]) / table[:, [0, 1, 0, 1]]
+    lim = table[:, [4, 5, 4, 5]]
+    return torch.minimum(out.clamp(min=0), lim)
