@@ -21,9 +21,11 @@ EXTERNAL = {
              "planar": "stages.planar.evaluate", "activity": "stages.activities.evaluate"},
     "train": {"activity": "stages.activities.train"},
     "generate": {"": "scenes.cli"},
+    "bench": {"": "pipeline.bench"},
 }
 HELP = {"eval": "score a component against ground truth", "train": "train a model",
-        "generate": "generate sample videos with exact ground truth"}
+        "generate": "generate sample videos with exact ground truth",
+        "bench": "run a config for N frames: throughput, latency, per-stage time, the bound"}
 
 log = logging.getLogger("vidpipe")
 

@@ -147,6 +147,7 @@ class Runner:
         self.stage_stats = [self.stats.add_stage(s.name, s.type_name or type(s).__name__) for s in self.stages]
         sink_stats = self.stats.add_stage("sinks", ",".join(_label(s) for s in self.sinks) or "none")
         self.stats.started = time.perf_counter()
+        self.stats.cpu_started = time.process_time()
         targets = [("vidpipe-source", self._source_loop, ())]
         for pos, stage in enumerate(self.stages):
             targets.append((f"vidpipe-{stage.name}", self._stage_loop, (pos, stage, self.stage_stats[pos])))
@@ -159,6 +160,7 @@ class Runner:
     # ---- threads ----
     def _source_loop(self) -> None:
         out, gen = self.edges[0], None
+        cpu0 = time.thread_time()
         try:
             gen = self.source.frames(self.stop_event)
             for frame in gen:
@@ -181,6 +183,7 @@ class Runner:
                     gen.close()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("source: closing the frame iterator failed: %s", exc)
+            self.stats.source_cpu = time.thread_time() - cpu0  # decoding in this thread (not FFmpeg's own threads)
             out.put_eos()
 
     def _collect(self, inq: Edge, first, batch: int, max_wait: float):
@@ -209,7 +212,7 @@ class Runner:
                 if self._discarding(pos):
                     st.discarded += len(frames)
                     continue
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 try:
                     outs = stage.process_batch(frames) if batch > 1 else [stage.process(frames[0])]
                     if len(outs) != len(frames):
@@ -224,6 +227,7 @@ class Runner:
                     self._halt(pos, err)
                     continue
                 dt = time.perf_counter() - t0
+                st.cpu += time.thread_time() - c0
                 outs = [f for f in outs if f is not None]
                 st.record(len(frames), len(outs), dt)
                 for frame in outs:
@@ -245,7 +249,7 @@ class Runner:
                 if self._discarding(pos):
                     st.discarded += 1
                     continue
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 for i, sink in enumerate(self.sinks):
                     try:
                         sink.write(frame)
@@ -258,6 +262,7 @@ class Runner:
                         break
                 else:
                     now = time.perf_counter()
+                    st.cpu += time.thread_time() - c0
                     st.record(1, 1, now - t0)
                     self.stats.written(now - frame.decoded_at)
                     if self.tap is not None:
@@ -324,6 +329,7 @@ class Runner:
             self._abort.set()
         self._close_all()
         self.stats.ended = time.perf_counter()  # finalizing the outputs is part of the run
+        self.stats.cpu_ended = time.process_time()
         extra = {"device": self.device, "drop_policy": self.drop_policy,
                  "stopped": "error" if self._error else ("stop" if self._stop_at else "end")}
         source = {"type": getattr(self.source, "type_name", ""), "uri": getattr(self.info, "uri", "")}

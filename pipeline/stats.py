@@ -36,6 +36,7 @@ class StageStats:
         self.dropped = 0     # the stage returned None
         self.discarded = 0   # thrown away after a stop or an error upstream of it
         self.busy = 0.0
+        self.cpu = 0.0       # CPU seconds of this thread inside process()/write() (time.thread_time)
         self.latency = array("d")  # seconds per frame of process()/write()
 
     def record(self, n_in: int, n_out: int, seconds: float) -> None:
@@ -50,7 +51,7 @@ class StageStats:
         return {"name": self.name, "type": self.kind, "frames_in": self.frames_in, "frames_out": self.frames_out,
                 "dropped": self.dropped, "discarded": self.discarded,
                 "p50_ms": _pct(self.latency, 50), "p95_ms": _pct(self.latency, 95),
-                "busy_s": round(self.busy, 4), "busy_pct": round(100.0 * self.busy / wall, 1) if wall > 0 else None}
+                "busy_s": round(self.busy, 4), "cpu_s": round(self.cpu, 4), "busy_pct": round(100.0 * self.busy / wall, 1) if wall > 0 else None}
 
 
 class RunStats:
@@ -61,6 +62,9 @@ class RunStats:
         self.frames_written = 0
         self.started = time.perf_counter()
         self.ended: float | None = None
+        self.cpu_started = time.process_time()
+        self.cpu_ended: float | None = None
+        self.source_cpu = 0.0  # CPU seconds of the source thread (decode calls, colour conversion)
         self._lock = threading.Lock()
 
     def add_stage(self, name: str, kind: str) -> StageStats:
@@ -89,6 +93,8 @@ class RunStats:
             "wall_s": round(wall, 4), "fps": round(self.frames_written / wall, 2) if wall > 0 else None,
             "latency_ms": {"p50": _pct(self.e2e, 50), "p95": _pct(self.e2e, 95)},
             "drops": sum(q["drops"] for q in queues), "peak_rss_mb": peak_rss_mb(),
+            "cpu_s": round((self.cpu_ended or time.process_time()) - self.cpu_started, 4),
+            "source_cpu_s": round(self.source_cpu, 4),
             **extra, "source": source or {}, "stages": stages, "queues": queues,
         }
 

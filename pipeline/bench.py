@@ -1,0 +1,259 @@
+"""`vidpipe bench`: run a config on a video for N frames and report what limits its speed.
+
+    vidpipe bench configs/default.yaml --frames 900 --loop --json out/bench.json
+
+Reports throughput, end-to-end latency p50/p95, per-stage time (wall and thread CPU) and share,
+queue high-water marks, peak memory, and the bound the run could reach:
+
+    bound = min(1 / slowest stage time, cores / CPU time per frame)
+
+The slowest stage time is the largest per-frame time of any thread in the chain (source, each
+stage, the sinks): its thread CPU time on a CPU run (wall time there also counts waiting for a
+core), its wall time on a GPU run (waiting for the device is real serial time). The CPU time
+per frame is the whole process's (every thread, the encoder's and decoder's own threads
+included) during the run. `efficiency` = throughput / bound.
+
+`--loop` plays a finite source again and again (`LoopSource`), so that a short clip gives a long
+run; frame indices and timestamps continue across passes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .frame import Frame
+from .sources.base import Source
+from .stage import SourceInfo
+
+
+class LoopSource(Source):
+    """Plays a finite source `passes` times (None: until stopped). `make()` builds a fresh inner
+    source for every pass; indices, times and pts continue across passes (one frame period apart)."""
+
+    live = False
+
+    def __init__(self, make: Callable[[], Source], passes: int | None = None) -> None:
+        super().__init__(None)
+        if passes is not None and passes < 1:
+            raise ValueError(f"passes: expected 1 <= x or None, got {passes}")
+        self.make, self.passes = make, passes
+        self.inner = make()
+        self.type_name = f"loop({getattr(self.inner, 'type_name', '')})"
+        self.info: SourceInfo | None = None
+        self._opened = False
+        self._done_passes = 0
+        self._frames = 0
+
+    def open(self) -> SourceInfo:
+        if getattr(self.inner, "live", False):
+            raise ValueError("--loop needs a finite source (a file or a generator), not a live one")
+        info = self.inner.open()
+        self._opened = True
+        count = info.frame_count * self.passes if (info.frame_count and self.passes) else None
+        self.info = SourceInfo(uri=info.uri, width=info.width, height=info.height, fps=info.fps, live=False,
+                               frame_count=count, time_base=info.time_base, codec=info.codec)
+        return self.info
+
+    def frames(self, stop_event: threading.Event) -> Iterator[Frame]:
+        fps = self.info.fps if self.info and self.info.fps > 0 else 30.0
+        t_off, pts0 = 0.0, None
+        while not stop_event.is_set() and (self.passes is None or self._done_passes < self.passes):
+            if not self._opened:
+                self.inner = self.make()
+                self.inner.open()
+                self._opened = True
+            last_t = None
+            for frame in self.inner.frames(stop_event):
+                last_t = frame.time
+                frame.index = self._frames
+                frame.time = t_off + frame.time
+                if frame.pts is not None and frame.time_base:
+                    pts0 = frame.pts if pts0 is None else pts0
+                    frame.pts = pts0 + round(frame.time / frame.time_base)
+                self._frames += 1
+                yield frame
+            self.inner.close()
+            self._opened = False
+            self._done_passes += 1
+            if last_t is None:
+                return  # an empty pass would loop forever
+            t_off += last_t + 1.0 / fps
+
+    def stats(self) -> dict:
+        return {"passes": self._done_passes, "frames": self._frames}
+
+    def close(self) -> None:
+        if self._opened:
+            self.inner.close()
+            self._opened = False
+
+
+# ---- analysis ----
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def analyze(stats: dict, n_cores: int | None = None) -> dict[str, Any]:
+    """Per-thread times per frame, shares and the bound, from a runner stats dict."""
+    n_cores = n_cores or cores()
+    gpu = str(stats.get("device", "cpu")).startswith("cuda")
+    frames = max(stats["frames_written"], 1)
+    rows = [{"name": "source", "type": stats.get("source", {}).get("type", ""), "frames": stats["frames_read"],
+             "wall_ms": None, "cpu_ms": 1000 * stats.get("source_cpu_s", 0.0) / max(stats["frames_read"], 1),
+             "p50_ms": None, "p95_ms": None}]
+    for s in stats["stages"]:
+        n = max(s["frames_in"], 1)
+        rows.append({"name": s["name"], "type": s["type"], "frames": s["frames_in"],
+                     "wall_ms": 1000 * s["busy_s"] / n, "cpu_ms": 1000 * s.get("cpu_s", 0.0) / n,
+                     "p50_ms": s["p50_ms"], "p95_ms": s["p95_ms"]})
+    queues = stats.get("queues", [])
+    for row, q in zip(rows[1:], queues):  # the queue feeding each stage and the sinks
+        row["queue_high_water"] = q["high_water"]
+        row["queue_size"] = q["size"]
+    total_wall = sum(r["wall_ms"] or 0.0 for r in rows) or 1.0
+    total_thread_cpu = sum(r["cpu_ms"] for r in rows)
+    cpu_per_frame = 1000 * stats.get("cpu_s", 0.0) / frames
+    for r in rows:
+        r["share_pct"] = 100 * (r["wall_ms"] or 0.0) / total_wall
+        r["cpu_share_pct"] = 100 * r["cpu_ms"] / cpu_per_frame if cpu_per_frame else None
+        r["time_ms"] = max(r["wall_ms"] or 0.0, r["cpu_ms"]) if gpu else r["cpu_ms"]
+    slowest = max(rows, key=lambda r: r["time_ms"])
+    serial = 1000 / slowest["time_ms"] if slowest["time_ms"] > 0 else float("inf")
+    parallel = 1000 * n_cores / cpu_per_frame if cpu_per_frame > 0 else float("inf")
+    bound = min(serial, parallel)
+    fps = stats.get("fps") or 0.0
+    return {
+        "fps": fps, "frames": stats["frames_written"], "wall_s": stats["wall_s"], "cores": n_cores,
+        "latency_ms": stats["latency_ms"], "peak_rss_mb": stats["peak_rss_mb"], "drops": stats["drops"],
+        "cpu_ms_per_frame": cpu_per_frame, "thread_cpu_ms_per_frame": total_thread_cpu,
+        "other_cpu_ms_per_frame": cpu_per_frame - total_thread_cpu,  # library worker threads (x264, FFmpeg, OpenMP)
+        "stage_time": "wall" if gpu else "thread_cpu",
+        "slowest": slowest["name"], "slowest_ms": slowest["time_ms"],
+        "bound_serial_fps": serial, "bound_cpu_fps": parallel, "bound_fps": bound,
+        "limited_by": f"stage {slowest['name']}" if serial <= parallel else f"CPU ({n_cores} cores)",
+        "efficiency": fps / bound if bound and bound != float("inf") else None,
+        "rows": rows,
+    }
+
+
+def _f(v, nd=1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def format_report(a: dict, title: str = "") -> str:
+    head = ["thread", "type", "frames", "wall ms", "cpu ms", "share %", "cpu %", "p50 ms", "p95 ms", "queue hw"]
+    cells = [head]
+    for r in a["rows"]:
+        hw = f"{r['queue_high_water']}/{r['queue_size']}" if "queue_high_water" in r else "-"
+        cells.append([r["name"], r["type"][:28], _f(r["frames"]), _f(r["wall_ms"], 2), _f(r["cpu_ms"], 2),
+                      _f(r["share_pct"]), _f(r["cpu_share_pct"]), _f(r["p50_ms"], 2), _f(r["p95_ms"], 2), hw])
+    cells.append(["(library threads)", "x264/FFmpeg/OpenMP", "-", "-", _f(a["other_cpu_ms_per_frame"], 2), "-",
+                  _f(100 * a["other_cpu_ms_per_frame"] / a["cpu_ms_per_frame"] if a["cpu_ms_per_frame"] else None),
+                  "-", "-", "-"])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+    lines = [title] if title else []
+    for k, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lat = a["latency_ms"]
+    eff = a["efficiency"]
+    lines += [
+        f"throughput {a['fps']:.1f} fps ({a['frames']} frames in {a['wall_s']:.2f} s); end-to-end latency "
+        f"p50 {_f(lat['p50'])} ms, p95 {_f(lat['p95'])} ms; {a['drops']} dropped in queues; peak RSS {a['peak_rss_mb']} MiB",
+        f"CPU {a['cpu_ms_per_frame']:.2f} ms/frame on {a['cores']} cores; slowest thread {a['slowest']} "
+        f"{a['slowest_ms']:.2f} ms/frame ({a['stage_time'].replace('_', ' ')})",
+        f"bound min({a['bound_serial_fps']:.1f} serial, {a['bound_cpu_fps']:.1f} CPU) = {a['bound_fps']:.1f} fps, "
+        f"limited by {a['limited_by']}; throughput / bound = " + (f"{100 * eff:.0f} %" if eff is not None else "-"),
+    ]
+    return "\n".join(lines)
+
+
+def environment() -> dict:
+    env = {"python": platform.python_version(), "machine": platform.machine(), "cores": cores(),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "loadavg": list(os.getloadavg())}
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
+    if "cv2" in sys.modules:
+        env["cv2_threads"] = sys.modules["cv2"].getNumThreads()
+    return env
+
+
+# ---- running ----
+def build_pipeline(cfg, loop: bool = False):
+    from .api import Pipeline
+
+    pipe = Pipeline.from_config(cfg)
+    if loop:
+        pipe.source = LoopSource(cfg.source.build)
+    return pipe
+
+
+def bench(cfg, loop: bool = False, progress=None) -> tuple[dict, dict]:
+    """Run a validated config once; returns (stats dict, analysis dict)."""
+    pipe = build_pipeline(cfg, loop)
+    load0 = os.getloadavg()[0]
+    stats = pipe.run(progress)
+    a = analyze(stats)
+    a["environment"] = environment()
+    a["environment"]["loadavg_before"] = load0
+    return stats, a
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="pipeline YAML file")
+    parser.add_argument("--source", metavar="URI", help="video file (or any source uri) instead of the config's")
+    parser.add_argument("--frames", type=int, metavar="N", dest="max_frames", help="stop after N frames")
+    parser.add_argument("--loop", action="store_true", help="play a finite source again and again (with --frames)")
+    parser.add_argument("--json", metavar="OUT.json", help="write the report (and the raw stats) as JSON")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                        help="override a config value, e.g. stages.flow.scale=0.25 (repeatable)")
+    parser.add_argument("--output", metavar="PATH", help="path of the first video sink")
+    parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N")
+
+
+def run(args) -> int:
+    from . import config
+    from .cli import _cli_edits
+
+    if args.loop and not args.max_frames:
+        raise config.ConfigError("--loop needs --frames N (else it never ends)")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise config.ConfigError(f"--frames: expected 1 <= N, got {args.max_frames}")
+    cfg = config.load(args.config, args.set or (), edit=_cli_edits(args))
+    stats, a = bench(cfg, args.loop)
+    title = f"vidpipe bench {args.config}" + (f" --source {args.source}" if args.source else "") + \
+            (f" ({' '.join(args.set)})" if args.set else "")
+    print(format_report(a, title))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        report = {"config": str(args.config), "overrides": list(args.set or ()), "source": args.source,
+                  "loop": bool(args.loop), "time": time.strftime("%Y-%m-%d %H:%M:%S"), **a, "stats": stats}
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import run_module, setup_logging
+
+    setup_logging(quiet=True)
+    sys.exit(run_module("vidpipe bench", "pipeline.bench", sys.argv[1:]))
