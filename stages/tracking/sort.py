@@ -1,9 +1,12 @@
 """SORT (Bewley et al., ICIP 2016) with the usual complaints fixed.
 
 Arrays in, arrays out, one short class you can read top to bottom. What it keeps from SORT:
-the state [cx, cy, s, r, vx, vy, vs], the constant-velocity Kalman filter with SORT's noise, IoU
-cost with Hungarian assignment, and the output rule (below), so that MOT scores can be compared.
-What it changes: ids are counted per tracker instance (no class-level counter) and `reset()`
+the state [cx, cy, s, r, vx, vy, vs], the constant-velocity Kalman filter with SORT's noise (and
+its rule that a coasting box never predicts a negative area), IoU cost with Hungarian assignment,
+and the output rule (below), so that MOT scores can be compared: on the scored MOT15 sequences
+the tracks are SORT's, box for box. One deliberate difference: pairs under iou_threshold are
+gated out before the Hungarian step (assignment.py), where SORT solves on the raw IoU and can give
+up a valid match for a pair it then rejects. What it changes besides: ids are counted per tracker instance (no class-level counter) and `reset()`
 starts over; every output row carries the index of the detection that updated it, so its class and
 score are the detection's; `frame_gap` tells the filter how many frames passed since the last
 call (frames dropped upstream) so it predicts that many steps; `per_class` keeps tracks from
@@ -18,8 +21,6 @@ once it has gone more than max_age frames without a detection. Track ids are han
 track is first reported, so reported ids are 1, 2, 3, ... with no gaps.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,20 +38,23 @@ WIDTH = 24
 # DET: row of the detection that last updated it (valid when SINCE == 0).
 
 
-@dataclass(frozen=True)
 class TrackOutput:
-    """Tracks reported in one frame.
+    """Tracks reported in one frame (read-only by convention; a plain class, cheap to build).
 
     Convention: xyxy (M,4) float64 pixels (the filter's posterior box); track_id (M,) int64 >= 1;
     det_index (M,) int64 row of the detection (in this frame's input) that updated the track.
     """
 
-    xyxy: np.ndarray
-    track_id: np.ndarray
-    det_index: np.ndarray
+    __slots__ = ("xyxy", "track_id", "det_index")
+
+    def __init__(self, xyxy: np.ndarray, track_id: np.ndarray, det_index: np.ndarray) -> None:
+        self.xyxy, self.track_id, self.det_index = xyxy, track_id, det_index
 
     def __len__(self) -> int:
         return int(self.track_id.shape[0])
+
+    def __repr__(self) -> str:
+        return f"TrackOutput(track_id={self.track_id.tolist()}, det_index={self.det_index.tolist()})"
 
 
 def check_int(name: str, value, low: int) -> int:
@@ -119,16 +123,18 @@ class SortTracker:
         kalman.size_to_scale(z)
         self.frame_count += gap
         predicted = self._predict(gap)
+        n_tracks = len(self.table)
         matches, spawn = self._associate(boxes, z, score, class_id, predicted)
+        shown = []
         if len(matches):
-            self._correct(z, class_id, matches)
+            shown.append(self._correct(z, class_id, matches))
         if len(spawn):
-            self._spawn(z, class_id, spawn)
-        out = self._report()
-        t = self.table
-        if len(t) and t[:, SINCE].max() > self.max_age:
-            self.table = t[t[:, SINCE] <= self.max_age]
-        return out
+            shown.append(self._spawn(z, class_id, spawn))
+        if len(matches) < n_tracks:                     # some tracks missed: delete the too old
+            t = self.table
+            if t[:, SINCE].max() > self.max_age:
+                self.table = t[t[:, SINCE] <= self.max_age]
+        return self._report(shown)
 
     # ---- steps (ByteTracker overrides _associate) ----
     def _predict(self, gap: int) -> np.ndarray:
@@ -166,7 +172,8 @@ class SortTracker:
         matches, free, _ = associate(self._similarity(boxes, z, class_id, predicted), self.iou_threshold)
         return matches, free
 
-    def _correct(self, z, class_id, matches) -> None:
+    def _correct(self, z, class_id, matches) -> np.ndarray:
+        """Update the matched tracks; returns their rows that are reported in this frame."""
         d, k = matches[:, 0], matches[:, 1]
         rows = self.table[k]
         kalman.update(rows[:, X], rows[:, COV], z[d])
@@ -175,27 +182,39 @@ class SortTracker:
         rows[:, DET] = d
         if class_id is not None and not self.per_class:
             rows[:, CLASS] = class_id[d]
+        show = slice(None) if self.frame_count <= self.min_hits else rows[:, STREAK] >= self.min_hits
+        shown = rows[show]
+        if len(shown) and shown[:, ID].min() == 0:     # first report: hand out ids
+            self._name(shown)
+            rows[show, ID] = shown[:, ID]
         self.table[k] = rows
+        return shown
 
-    def _spawn(self, z, class_id, rows) -> None:
+    def _spawn(self, z, class_id, rows) -> np.ndarray:
+        """Start tracks; returns their rows when reported at once (start-up frames, min_hits 0)."""
         new = np.tile(self._template, (len(rows), 1))
         new[:, :4] = z[rows]
         new[:, DET] = rows
         if class_id is not None:
             new[:, CLASS] = class_id[rows]
+        shown = new[:0]
+        if self.frame_count <= self.min_hits or self.min_hits == 0:
+            self._name(new)
+            shown = new
         self.table = np.concatenate([self.table, new])
+        return shown
 
-    def _report(self) -> TrackOutput:
-        t = self.table
-        show = t[:, SINCE] == 0
-        if self.frame_count > self.min_hits:
-            show &= t[:, STREAK] >= self.min_hits
-        shown = t[show]
-        fresh = shown[:, ID] == 0
-        if fresh.any():
-            count = int(fresh.sum())
-            shown[fresh, ID] = np.arange(self.next_id, self.next_id + count)
-            t[np.flatnonzero(show)[fresh], ID] = shown[fresh, ID]
-            self.next_id += count
-        id_det = shown[:, ID:].astype(np.int64)
-        return TrackOutput(kalman.x_to_xyxy(shown), id_det[:, 0], id_det[:, 1])
+    def _name(self, rows: np.ndarray) -> None:
+        """Give ids, in row order, to the rows that have none (in place)."""
+        fresh = rows[:, ID] == 0
+        count = int(fresh.sum())
+        rows[fresh, ID] = np.arange(self.next_id, self.next_id + count)
+        self.next_id += count
+
+    @staticmethod
+    def _report(shown: list) -> TrackOutput:
+        if not shown:
+            return TrackOutput(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        rows = shown[0] if len(shown) == 1 else np.concatenate(shown)
+        id_det = rows[:, ID:].astype(np.int64)
+        return TrackOutput(kalman.x_to_xyxy(rows), id_det[:, 0], id_det[:, 1])
