@@ -43,7 +43,10 @@ class PlanarTrackParams:
     lk_levels: int = param(_D.lk_levels, ge=0, le=6, doc="frame-to-frame LK pyramid levels")
     refine_window: int = param(_D.refine_window, ge=5, le=101, doc="LK window against the warped reference, px (odd)")
     refine_levels: int = param(_D.refine_levels, ge=0, le=6, doc="LK pyramid levels against the warped reference")
-    photometric: bool = param(_D.photometric, doc="match the warped reference's gain/bias to the frame")
+    photometric: bool = param(_D.photometric, doc="map the reference's grey levels to the frame's (gain and bias "
+                                                  "fitted on inlier patches: lighting changes, auto exposure)")
+    max_residual: float = param(_D.max_residual, ge=0, le=100,
+                                doc="drop points whose LK patch residual exceeds this times the median (0: off)")
     min_inliers: int = param(_D.min_inliers, ge=4, le=5000, doc="fewer inliers: the plane is invalid")
     min_inlier_ratio: float = param(_D.min_inlier_ratio, ge=0, le=1, doc="lower inlier ratio: invalid")
     max_area_change: float = param(_D.max_area_change, gt=1, le=100, doc="max area change per frame (factor)")

@@ -1,7 +1,8 @@
 """Drawing layer for the tracked plane: the quad outline (green when valid, red and thin when
 not) and its inlier ratio. Convention: canvas (H,W,3) uint8 BGR, drawn in place and returned;
 `frame.plane` has `corners` (4,2) px and `valid`, `inlier_ratio`; params: an optional mapping with
-`color` (BGR, valid quad), `thickness` (px) and `label` (bool)."""
+`color` (BGR, valid quad), `thickness` (px), `font_scale` and `label` (bool) (the annotate stage
+passes its common knobs and the layer's options)."""
 from __future__ import annotations
 
 import cv2
@@ -27,6 +28,7 @@ def draw_plane(canvas: np.ndarray, frame, params=None) -> np.ndarray:
         x, y = int(corners[:, 0].min()), int(corners[:, 1].min()) - 6
         h, w = canvas.shape[:2]
         x, y = min(max(x, 2), max(w - 110, 2)), min(max(y, 14), h - 4)
-        cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+        scale = float(params.get("font_scale", 0.45))
+        cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
     return canvas

@@ -166,8 +166,8 @@ def load_gt(spec: str):
     import scenes
 
     truth = scenes.load_billboard(spec)
-    masks = getattr(truth, "masks", None)
-    return np.asarray(truth.corners, np.float64), None if masks is None else np.asarray(masks)
+    masks = [truth.mask(t) for t in range(len(truth.corners))] if hasattr(truth, "mask") else None
+    return np.asarray(truth.corners, np.float64), masks
 
 
 def _line(name: str, s: dict) -> str:

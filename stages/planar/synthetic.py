@@ -63,6 +63,7 @@ class PlanarSequence:
     corners: np.ndarray     # (T,4,2) float64, poster corners per frame
     frame_from_ref: np.ndarray  # (T,3,3): frame t from frame 0
     masks: list             # (H,W) uint8 occluder masks (all zero without occluder)
+    poster: np.ndarray      # the poster picture (BGR); corners[t] = frame_from_poster of its corner pixels
 
 
 def make_sequence(n: int = 60, size: tuple[int, int] = (640, 480), seed: int = 0, amplitude: float = 1.0,
@@ -71,6 +72,7 @@ def make_sequence(n: int = 60, size: tuple[int, int] = (640, 480), seed: int = 0
     """Render `n` frames of a poster (about a third of the frame) on a wall that moves with parallax;
     `blank=(a, b)` replaces frames a..b-1 by noise (a lost spell)."""
     rng = np.random.default_rng(seed + 1)
+    cv2.setRNGSeed(seed + 1)
     w, h = size
     poster = textured_image(int(h * 0.45), int(w * 0.4), seed + 2)
     wall = textured_image(h * 2, w * 2, seed + 3, blobs=600)
@@ -88,8 +90,8 @@ def make_sequence(n: int = 60, size: tuple[int, int] = (640, 480), seed: int = 0
         img = cv2.warpPerspective(wall, Hw, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         p = cv2.warpPerspective(poster, H, size, flags=cv2.INTER_LINEAR)
         m = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), H, size, flags=cv2.INTER_LINEAR)
-        a = m[..., None].astype(np.float32) / 255
-        img = (img * (1 - a) + p * a).astype(np.uint8)
+        a = m.astype(np.float32) / 255
+        img = cv2.blendLinear(img, p, 1 - a, a)
         mask = np.zeros((h, w), np.uint8)
         if occluder:
             x = int(-90 + (w + 90) * ((i * 7 / n) % 1.0))
@@ -101,10 +103,12 @@ def make_sequence(n: int = 60, size: tuple[int, int] = (640, 480), seed: int = 0
         if blank and blank[0] <= i < blank[1]:
             img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         if noise > 0:
-            img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
+            grain = np.empty(img.shape, np.int16)
+            cv2.randn(grain, 0, noise)
+            img = cv2.add(img.astype(np.int16), grain).clip(0, 255).astype(np.uint8)
         frames.append(img)
         masks.append(mask)
         corners.append(cv2.perspectiveTransform(pc[None], H)[0])
         Hs.append(H)
     H0inv = np.linalg.inv(Hs[0])
-    return PlanarSequence(frames, np.array(corners), np.array([H @ H0inv for H in Hs]), masks)
+    return PlanarSequence(frames, np.array(corners), np.array([H @ H0inv for H in Hs]), masks, poster)

@@ -47,7 +47,6 @@ class TrackerConfig:
     refine_window: int = 15          # LK window against the warped reference
     refine_levels: int = 2           # pyramid levels against the warped reference
     photometric: bool = True         # map the reference's grey levels to the frame's (gain, bias from inlier patches)
-    fb_check: float = 0.0           # forward-backward LK check against the reference, px (0: off)
     max_residual: float = 2.5        # drop points whose LK patch residual exceeds this x the median (0: off)
     min_inliers: int = 12
     min_inlier_ratio: float = 0.3
@@ -97,6 +96,8 @@ class PlanarTracker:
             if getattr(self.cfg, name) < 5 or getattr(self.cfg, name) % 2 == 0:
                 raise ValueError(f"{name}: expected an odd number >= 5, got {getattr(self.cfg, name)}")
         self._detector = make_detector(self.cfg.detector, self.cfg.max_features)
+        # a whole frame holds more than the surface: search it with twice the keypoints
+        self._frame_detector = make_detector(self.cfg.detector, 2 * self.cfg.max_features)
         self._matcher = Matcher(self.cfg.matcher, self.cfg.detector in BINARY, self.cfg.ratio)
         self._smoother = OneEuroFilter(self.cfg.min_cutoff, self.cfg.beta, self.cfg.d_cutoff) \
             if self.cfg.smoothing == "one_euro" else None
@@ -164,29 +165,31 @@ class PlanarTracker:
         cfg = self.cfg
         self.stats["frames"] += 1
         self._since_anchor += 1
-        candidates = []
+        candidates = []  # (frame_from_ref guess, from matching); the last H only when nothing better holds
         if not self._lost:
             predicted = self._predict(gray, mask)
-            candidates.append(predicted if predicted is not None else self._H)
+            if predicted is not None:
+                candidates.append((predicted, False))
+            candidates.append((self._H, False))
         elif self._H is not None and self._lost_for <= 5:
-            candidates.append(self._H)
+            candidates.append((self._H, False))
         reanchor = (self._lost or self._last_ratio < cfg.reanchor_below
                     or (cfg.reanchor_every > 0 and self._since_anchor >= cfg.reanchor_every))
-        matched = False
         if reanchor:
             self.stats["matches"] += 1
             self._since_anchor = 0
             H_match = self._match(gray, mask)
-            if H_match is not None and (not candidates or self._differs(H_match, candidates[0])):
-                candidates.append(H_match)
-                matched = True
+            if H_match is not None and (not candidates or self._differs(H_match, candidates[0][0])):
+                candidates.append((H_match, True))
         # the tracked prediction wins unless the matched one is valid with clearly more inliers
         best, fallback = None, None
-        for k, H_pred in enumerate(candidates):
+        for H_pred, from_match in candidates:
+            if best is not None and not from_match:
+                continue
             refined = self._refine(gray, H_pred, mask)
             if refined is None:
                 continue
-            refined = refined + (matched and k == len(candidates) - 1,)
+            refined = refined + (from_match,)
             if not self._is_valid(refined):
                 fallback = fallback or refined
             elif best is None or refined[3] > 1.5 * best[3]:
@@ -228,7 +231,8 @@ class PlanarTracker:
         if ok.sum() < 6:
             return None
         H, inl = find_homography(self._pool[idx[ok]], p1[ok], 2 * cfg.ransac_threshold, cfg.ransac_method)
-        if H is None or inl.sum() < max(6, 0.3 * ok.sum()):
+        if H is None or inl.sum() < max(6, min(cfg.min_inliers, len(idx) // 2), 0.3 * ok.sum()) \
+                or not quad_is_sane(project(H, self.ref_corners), self._last_area, cfg.max_area_change):
             return None
         return H
 
@@ -268,10 +272,6 @@ class PlanarTracker:
         ok = (st.ravel() == 1) & np.isfinite(p1).all(1)
         if cfg.max_residual > 0 and ok.sum() >= 8:  # occluded or changed patches: appearance does not match
             ok &= err <= max(1.0, cfg.max_residual * float(np.median(err[ok])))
-        if cfg.fb_check > 0 and ok.sum() >= 4:  # forward-backward: the way back must lead home
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, warped, p1, p0.copy(), winSize=(cfg.refine_window,) * 2,
-                                                    maxLevel=0, criteria=_CRITERIA, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-            ok &= (st2.ravel() == 1) & (np.linalg.norm(back.reshape(-1, 2) - p0, axis=1) < cfg.fb_check)
         if ok.sum() < max(4, cfg.min_inliers):
             return None
         p1 = p1 + np.float32((x0, y0))
@@ -318,7 +318,7 @@ class PlanarTracker:
         """Re-anchor: keypoints of this frame matched to the reference's; frame_from_ref or None."""
         cfg = self.cfg
         search = None if mask is None else np.where(np.asarray(mask) > 0, 0, 255).astype(np.uint8)
-        xy, desc = detect(self._detector, gray, search, cfg.max_features)
+        xy, desc = detect(self._frame_detector, gray, search, 2 * cfg.max_features)
         qi, ti = self._matcher.match(desc, self._ref_desc)
         if len(qi) < cfg.min_inliers:
             return None
