@@ -103,8 +103,21 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def analyze(stats: dict, n_cores: int | None = None) -> dict[str, Any]:
-    """Per-thread times per frame, shares and the bound, from a runner stats dict."""
+def machine_busy() -> float | None:
+    """CPU seconds all processes of the machine have used so far (/proc/stat; None elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def analyze(stats: dict, n_cores: int | None = None, others_cores: float | None = None) -> dict[str, Any]:
+    """Per-thread times per frame, shares and the bound, from a runner stats dict. `others_cores`:
+    cores other processes kept busy during the run on average (a shared machine): adds the bound
+    on the cores that were left to this run."""
     n_cores = n_cores or cores()
     gpu = str(stats.get("device", "cpu")).startswith("cuda")
     frames = max(stats["frames_written"], 1)
@@ -132,6 +145,12 @@ def analyze(stats: dict, n_cores: int | None = None) -> dict[str, Any]:
     parallel = 1000 * n_cores / cpu_per_frame if cpu_per_frame > 0 else float("inf")
     bound = min(serial, parallel)
     fps = stats.get("fps") or 0.0
+    shared = {}
+    if others_cores is not None:
+        left = max(0.1, min(n_cores, n_cores - others_cores))
+        bound_left = min(serial, 1000 * left / cpu_per_frame) if cpu_per_frame > 0 else serial
+        shared = {"cores_left": left, "bound_left_fps": bound_left,
+                  "efficiency_left": fps / bound_left if bound_left else None}
     return {
         "fps": fps, "frames": stats["frames_written"], "wall_s": stats["wall_s"], "cores": n_cores,
         "latency_ms": stats["latency_ms"], "peak_rss_mb": stats["peak_rss_mb"], "drops": stats["drops"],
@@ -142,7 +161,7 @@ def analyze(stats: dict, n_cores: int | None = None) -> dict[str, Any]:
         "bound_serial_fps": serial, "bound_cpu_fps": parallel, "bound_fps": bound,
         "limited_by": f"stage {slowest['name']}" if serial <= parallel else f"CPU ({n_cores} cores)",
         "efficiency": fps / bound if bound and bound != float("inf") else None,
-        "rows": rows,
+        **shared, "rows": rows,
     }
 
 
@@ -180,6 +199,9 @@ def format_report(a: dict, title: str = "") -> str:
         f"bound min({a['bound_serial_fps']:.1f} serial, {a['bound_cpu_fps']:.1f} CPU) = {a['bound_fps']:.1f} fps, "
         f"limited by {a['limited_by']}; throughput / bound = " + (f"{100 * eff:.0f} %" if eff is not None else "-"),
     ]
+    if "cores_left" in a:
+        lines.append(f"other processes left {a['cores_left']:.2f} of {a['cores']} cores: bound on those "
+                     f"{a['bound_left_fps']:.1f} fps, throughput / that bound = {100 * a['efficiency_left']:.0f} %")
     return "\n".join(lines)
 
 
@@ -211,8 +233,20 @@ def bench(cfg, loop: bool = False, progress=None) -> tuple[dict, dict]:
     """Run a validated config once; returns (stats dict, analysis dict)."""
     pipe = build_pipeline(cfg, loop)
     load0 = os.getloadavg()[0]
-    stats = pipe.run(progress)
-    a = analyze(stats)
+    first: list = []
+
+    def sample(runner) -> None:  # the first call comes once the threads run (setup excluded)
+        if not first:
+            first.append((time.perf_counter(), machine_busy(), time.process_time()))
+        if progress is not None:
+            progress(runner)
+
+    stats = pipe.run(sample)
+    end = (time.perf_counter(), machine_busy(), time.process_time())
+    others = None
+    if first and first[0][1] is not None and end[1] is not None and end[0] - first[0][0] > 0.5:
+        others = max(0.0, (end[1] - first[0][1]) - (end[2] - first[0][2])) / (end[0] - first[0][0])
+    a = analyze(stats, others_cores=others)
     a["environment"] = environment()
     a["environment"]["loadavg_before"] = load0
     return stats, a
