@@ -5,7 +5,11 @@ Conventions (stated once, used everywhere):
   3 x H x W uint8 BGR, made at most once per frame and device (`Frame.image_tensor`);
 - boxes are `xyxy` float32 pixels, origin top-left, x to the right, y down;
 - `Frame.time` is seconds from the source's presentation timestamps, never assumed from fps;
-- flow is (2, H, W) float32, channel 0 = dx, in full-resolution pixels per frame;
+- flow is (2, h, w) float32, channel 0 = dx, values in full-resolution pixels per frame, stored at
+  the flow stage's working scale: meta['flow_scale'] = s means h = round(H s), w = round(W s)
+  (exact per-axis factors: w / W and h / H); s = 1 is full resolution. Reading the flow at a
+  full-resolution pixel (x, y): flow[:, y h / H, x w / W]; stages.flow.full_resolution_flow(frame)
+  resamples it. None when there is no previous frame;
 - homographies are named by frames: `Plane.frame_from_ref` maps reference-frame pixels to this frame.
 """
 from __future__ import annotations
@@ -174,7 +178,7 @@ class Frame:
         self.source = source
         self.decoded_at = _time.perf_counter() if decoded_at is None else decoded_at
         self.detections: Detections | None = None
-        self.flow = None          # (2,H,W) float32 numpy array or torch tensor, channel 0 = dx
+        self.flow = None          # (2,h,w) float32, numpy on the host or a device tensor; see the module doc
         self.activities: dict[int, str] = {}  # track_id -> activity label
         self.events: list[dict] = []
         # (H,W) uint8 foreground mask, 0 = background, 255 = foreground: a numpy array when the

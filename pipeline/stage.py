@@ -26,7 +26,7 @@ FIELDS = {
     "tracks": "Frame.detections with track_id filled (a tracker ran)",
     "mask": "Frame.mask: foreground mask (H,W)",
     "flow": "Frame.flow: dense optical flow (2,H,W), channel 0 = dx",
-    "track_flow": "per-track flow statistics in Frame.detections.data (flow_mean, flow_std)",
+    "track_flow": "per-box flow statistics in Frame.detections.data (flow_mean, flow_std, flow_mag)",
     "activities": "Frame.activities: track_id -> activity label",
     "events": "Frame.events: zone, line and activity events",
     "plane": "Frame.plane: tracked planar surface (homography, corners, validity)",

@@ -8,4 +8,5 @@ STAGES = {
     "detect": "stages.detect:DetectStage",
     "track": "stages.track:TrackStage",
     "motion": "stages.motion:MotionStage",
+    "flow": "stages.flow:FlowStage",
 }

@@ -25,6 +25,7 @@ from pipeline.params import param, suggest
 from pipeline.stage import Stage
 
 LAYERS: dict[str, str] = {
+    "flow": "stages.opticalflow.draw:draw_flow",  # first: a colour overlay under the boxes
     "plane": "stages.planar.draw:draw_plane",  # tracked surface outline and inlier ratio
     "boxes": "stages.annotate:draw_boxes",
     "trails": "stages.annotate:draw_trails",
