@@ -125,9 +125,10 @@ def write_csv(path, corners: np.ndarray, valid: np.ndarray) -> None:
 
 
 def evaluate(frames, corners: np.ndarray, config: TrackerConfig | None = None, reference_frame: int = 0,
-             masks=None, sift_reference: bool = True) -> dict:
-    """Track the surface through `frames` (BGR iterable); also the offline SIFT reference.
-    Returns tracked (T,4,2), valid (T,), reference (T,4,2) or None, ms (per-frame tracker times)."""
+             masks=None, sift_reference: bool = True, sift_every: int = 1) -> dict:
+    """Track the surface through `frames` (BGR iterable); also the offline SIFT reference (on every
+    `sift_every`-th frame, NaN on the others). Returns tracked (T,4,2), valid (T,), reference
+    (T,4,2) or None, ms (per-frame tracker times) and the tracker's stats."""
     tracker = PlanarTracker(config or TrackerConfig())
     tracked, valid, ref, ms = [], [], [], []
     sift = None
@@ -150,8 +151,10 @@ def evaluate(frames, corners: np.ndarray, config: TrackerConfig | None = None, r
             if sift is None:
                 sift = SiftReference(gray, corners)
                 ref.append(np.asarray(corners, np.float64))
-            else:
+            elif (i - reference_frame) % sift_every == 0:
                 ref.append(sift(gray))
+            else:
+                ref.append(np.full((4, 2), np.nan))
     return {"tracked": np.array(tracked, np.float64).reshape(-1, 4, 2), "valid": np.array(valid, bool),
             "reference": np.array(ref, np.float64).reshape(-1, 4, 2) if sift_reference else None,
             "ms": np.array(ms), "stats": dict(tracker.stats)}
@@ -186,6 +189,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-frame", type=int, default=0, help="frame the corners are given in (0-based)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--no-sift", action="store_true", help="skip the offline SIFT reference")
+    parser.add_argument("--sift-every", type=int, default=1, help="compute the SIFT reference on every N-th frame only")
     parser.add_argument("--reference-out", help="CSV of the offline SIFT reference corners")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="tracker parameter (as in the planar_track stage), repeatable")
@@ -203,13 +207,15 @@ def run(args) -> int:
             raise ValueError("--corners: required without --gt")
         if not Path(args.video).is_file():
             raise ValueError(f"video not found: {args.video}")
+        if args.sift_every < 1:
+            raise ValueError(f"--sift-every: expected >= 1, got {args.sift_every}")
         if args.gt_masks and gt_masks is None:
             raise ValueError("--gt-masks: the ground truth has no masks")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     res = evaluate(read_frames(args.video, args.max_frames), corners, config, args.reference_frame,
-                   gt_masks if args.gt_masks else None, not args.no_sift)
+                   gt_masks if args.gt_masks else None, not args.no_sift, args.sift_every)
     if args.out:
         write_csv(args.out, res["tracked"], res["valid"])
     if args.reference_out and res["reference"] is not None:
