@@ -36,7 +36,8 @@ class TrackParams:
                            doc="sort: one IoU association round; bytetrack: a second round for low-score detections")
     max_age: int | None = param(None, ge=0, doc="frames a track survives without a detection; "
                                 "null: the algorithm's usual value (sort 1, bytetrack 30)")
-    min_hits: int = param(3, ge=0, doc="frames in a row a track must be matched before it is reported")
+    min_hits: int = param(3, ge=0, doc="matches in a row, after the detection that starts a track, before it is "
+                          "reported (in a stream's first min_hits frames tracks are reported at once)")
     iou_threshold: float = param(0.3, gt=0, le=1, doc="least IoU of a detection with a predicted track to match it")
     per_class: bool = param(False, doc="match detections only to tracks of their own class")
     high_threshold: float = param(0.6, gt=0, le=1, doc="bytetrack: detections scoring at least this match in round 1")
