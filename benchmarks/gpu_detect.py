@@ -1,6 +1,5 @@
 """GPU detection throughput for a lent CUDA machine: YOLOX-Nano through the detect stage (torch
-backend via onnx2torch) on 1080p frames, fp16 (with and without CUDA graphs) and fp32, batch 1..64;
-decode excluded (frames already
+backend via onnx2torch) on 1080p frames, fp16 and fp32, batch 1..64; decode excluded (frames already
 on the GPU) and included (PyAV decoding in a thread feeding the stage, as the runner does). Prints
 one compact table; finishes in well under 3 minutes.
 
@@ -208,8 +207,7 @@ def main() -> int:
     rows = []
     contenders = []
     if not origin.startswith("unavailable"):
-        contenders += [("torch fp16 graph", "torch", True, True), ("torch fp16", "torch", True, False),
-                       ("torch fp32", "torch", False, False)]
+        contenders += [("torch fp16", "torch", True, False), ("torch fp32", "torch", False, False)]
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers() or not args.device.startswith("cuda"):
@@ -227,7 +225,7 @@ def main() -> int:
             fps, net, n_boxes = stage_fps(stage, tensors, b, args.seconds)
             mem = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
             dec = decode_included_fps(stage, args.video, b, args.decode_frames) if has_av and label in (
-                "torch fp16 graph", "ort cuda fp32") else None
+                "torch fp16", "ort cuda fp32") else None
             rows.append((label, b, fps, net, dec, mem, n_boxes))
             print(f"  {label:<16} b={b:<3} stage {fps:8.1f} fps  net {net:8.1f} fps"
                   + (f"  decode+stage {dec:6.1f} fps" if dec else "") + f"  ({time.perf_counter() - start:.0f} s)",

@@ -44,8 +44,9 @@ class DetectParams:
     max_wait: float = param(0.05, ge=0, le=10, doc="seconds to wait for a batch to fill")
     half: bool | Literal["auto"] = param("auto", doc="fp16 (torch backends on CUDA); auto: on CUDA only")
     device: str = param("auto", doc="auto (the pipeline's) | cpu | cuda | cuda:N")
-    cuda_graphs: bool = param(True, doc="torch backends on CUDA: replay the forward pass as a CUDA graph "
-                              "(one per batch shape, up to 4; falls back to eager if the model cannot be captured)")
+    cuda_graphs: bool = param(False, doc="torch backends on CUDA: replay the forward pass as a CUDA graph (one "
+                              "per batch shape, up to 4); works for TorchScript/export files, not for ONNX "
+                              "graphs converted by onnx2torch (their shape ops copy from the host): eager then")
     download: bool = param(False, doc="fetch a known official model file (sha256-checked) into the cache when missing")
     cache_dir: str | None = param(None, doc="download cache (null: $VIDPIPE_CACHE or ~/.cache/vidpipe/models)")
 

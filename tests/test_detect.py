@@ -84,17 +84,49 @@ def test_batches_equal_single_frames(first_frame):
         assert_same(got[1], run(single, [flipped])[0], px=0.01, score=1e-4)
 
 
-def matched_error(a, b, top=12) -> tuple[float, float]:
-    """Largest box (px) and score differences of b's best `top` boxes to their nearest in a."""
-    px = sc = 0.0
-    for box, score in zip(b.xyxy[:top], b.score[:top]):
-        i = int(np.argmin(np.abs(a.xyxy - box).sum(1)))
-        px, sc = max(px, float(np.abs(a.xyxy[i] - box).max())), max(sc, abs(float(a.score[i] - score)))
-    return px, sc
+def matched(a, b, min_score=0.5) -> tuple[float, float]:
+    """For b's boxes scoring >= min_score: the worst best-IoU with a's boxes of the same class, and
+    the largest score difference to that box (NMS near its threshold may keep different neighbours
+    of a crowd, so low-score boxes are not paired)."""
+    from stages.detection.nms import box_iou
+
+    worst_iou, worst_score = 1.0, 0.0
+    iou = box_iou(torch.from_numpy(b.xyxy), torch.from_numpy(a.xyxy)).numpy()
+    iou[b.class_id[:, None] != a.class_id[None, :]] = 0
+    for i in np.flatnonzero(b.score >= min_score):
+        j = int(np.argmax(iou[i]))
+        worst_iou, worst_score = min(worst_iou, float(iou[i, j])), max(worst_score, abs(float(a.score[j] - b.score[i])))
+    return worst_iou, worst_score
+
+
+def test_device_forward_matches_cpu(device):
+    """The converted graph on the GPU (fp32, TF32 off) gives the CPU's raw output on one input;
+    pre-processing on the GPU gives the CPU's network input."""
+    if not device.startswith("cuda"):
+        pytest.skip("needs --device cuda")
+    from stages.detection.backends import load
+    from stages.detection.preprocess import make_batch
+
+    path = shared_path(*YOLOX)
+    x = torch.rand(2, 3, 416, 416, generator=torch.Generator().manual_seed(0)) * 255
+    cpu = load(path, "torch", "cpu")(x)
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        gpu = load(path, "torch", device)(x.to(device)).cpu()
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+    assert (gpu - cpu).abs().max() < 1e-3
+    img = torch.randint(0, 256, (3, 1080, 1920), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    for dtype, tol in ((torch.float32, 0.51), (torch.float16, 0.6)):  # the CPU path rounds to uint8
+        on_cpu = make_batch([img], (416, 416), "letterbox")[0]
+        on_gpu = make_batch([img.to(device)], (416, 416), "letterbox", dtype=dtype)[0].float().cpu()
+        assert (on_cpu - on_gpu).abs().max() <= tol
 
 
 def test_device_matches_cpu(first_frame, device):
-    """On a GPU (--device cuda): frames uploaded once; fp32 as the CPU; fp16 (the default there) close."""
+    """On a GPU (--device cuda): frames uploaded once; fp32 and fp16 (the default there) find the
+    CPU's confident boxes."""
     if not device.startswith("cuda"):
         pytest.skip("needs --device cuda")
     model = str(shared_path(*YOLOX))
@@ -107,26 +139,38 @@ def test_device_matches_cpu(first_frame, device):
     assert list(frames[0]._tensors) == [stage.info["device"]]  # one upload, shared under one key
     fp16 = frames[3].detections
     assert ((fp16.class_id == 0) & (fp16.score >= 0.3)).sum() >= 19
-    px32, sc32 = matched_error(cpu, fp32)
-    px16, sc16 = matched_error(fp32, fp16)
-    print(f"cuda fp32 vs cpu: {px32:.2f} px, {sc32:.4f}; fp16 vs fp32: {px16:.2f} px, {sc16:.4f}")
-    assert abs(len(fp32) - len(cpu)) <= 1 and px32 <= 1.5 and sc32 <= 0.01
-    assert abs(len(fp16) - len(fp32)) <= 2 and px16 <= 4.0 and sc16 <= 0.03
+    iou32, sc32 = matched(cpu, fp32)
+    iou16, sc16 = matched(cpu, fp16)
+    print(f"cpu {len(cpu)}, cuda fp32 {len(fp32)} (IoU >= {iou32:.3f}, score {sc32:.4f}), "
+          f"fp16 {len(fp16)} (IoU >= {iou16:.3f}, score {sc16:.4f})")
+    assert abs(len(fp32) - len(cpu)) <= 2 and iou32 >= 0.95 and sc32 <= 0.01
+    assert abs(len(fp16) - len(cpu)) <= 3 and iou16 >= 0.9 and sc16 <= 0.03
 
 
-def test_cuda_graphs_equal_eager(first_frame, device):
-    """The captured forward pass gives the eager pass's detections, for the full and a partial batch."""
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_cuda_graphs_equal_eager(tmp_path, device):
+    """A TorchScript model replayed as CUDA graphs gives the eager detections, for the full and a
+    partial batch; a graph that cannot be captured (onnx2torch's shape ops copy from the host)
+    falls back to eager and says so."""
     if not device.startswith("cuda"):
         pytest.skip("needs --device cuda")
-    model = str(shared_path(*YOLOX))
-    eager = make_stage(device=device, model=model, batch=3, cuda_graphs=False)
-    graphed = make_stage(device=device, model=model, batch=3)
-    assert graphed.info["cuda_graphs"] is True and not eager.info["cuda_graphs"]
-    flipped = np.ascontiguousarray(first_frame[:, ::-1])
-    for images in ([first_frame, flipped, first_frame], [flipped, first_frame]):
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.torchscript"
+    torch.jit.save(torch.jit.trace(TinyV8().eval(), torch.zeros(1, 3, 64, 64)), str(path))
+    common = dict(device=device, model=str(path), input_size=64, score_threshold=0.5, batch=3, classes=["a", "b", "c"])
+    eager = make_stage(cuda_graphs=False, **common)
+    graphed = make_stage(cuda_graphs=True, **common)
+    assert graphed.info["cuda_graphs"] is True and eager.info["cuda_graphs"] is False
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (90, 160, 3), dtype=np.uint8) for _ in range(3)]
+    for images in (imgs, imgs[:2]):
         for a, b in zip(run(eager, images), run(graphed, images)):
-            assert_same(a, b, px=0.01, score=1e-3)
+            assert len(a) > 0
+            assert_same(a, b, px=1e-3, score=1e-4)
     assert len(graphed.model.graphed.graphs) == 2
+    yolox = make_stage(device=device, model=str(shared_path(*YOLOX)), cuda_graphs=True)
+    assert yolox.info["cuda_graphs"] is False and yolox.model.graphed.failure
 
 
 def test_device_onnxruntime_cuda(first_frame, device):
