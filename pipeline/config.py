@@ -246,11 +246,13 @@ def validate(doc: dict, registries: Registries | None = None, origin: str = "<di
 
 
 def load(path, overrides=(), registries: Registries | None = None, edit=None) -> PipelineConfig:
-    """Read, override (`--set` lines), optionally edit (a callable on the raw dict) and validate."""
-    doc, errors = apply_overrides(load_yaml(path), overrides)
+    """Read, edit (a callable on the raw dict: the CLI's --source/--output flags), override
+    (`--set` lines, applied last so that they refine what the flags chose) and validate."""
+    doc, errors = load_yaml(path), []
     if edit is not None:
         errors += edit(doc) or []
-    return validate(doc, registries, str(path), errors)
+    doc, set_errors = apply_overrides(doc, overrides)
+    return validate(doc, registries, str(path), errors + set_errors)
 
 
 def from_dict(doc: dict, overrides=(), registries: Registries | None = None) -> PipelineConfig:

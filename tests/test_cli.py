@@ -119,6 +119,14 @@ def test_flags_edit_the_document():
     assert doc["sinks"][1] == {"type": "video", "path": "out/p.mp4"}    # the first video sink is retargeted
 
 
+def test_set_refines_the_source_chosen_by_the_source_flag(capsys, tmp_path):
+    # --set applies after --source: a typo in a new source type's key is reported, not dropped
+    path = write(tmp_path, f"source: '{LAVFI}'\n")
+    code, out, err = run_cli(capsys, "validate", path, "--source", "rtsp://u:p@127.0.0.1:1/x",
+                             "--set", "source.transport=tpc")
+    assert code == 2 and "source.transport: expected one of 'tcp', 'udp', got 'tpc'" in err
+
+
 def test_external_dispatch(capsys, tmp_path, monkeypatch):
     (tmp_path / "fake_eval.py").write_text(
         '"""Fake evaluator."""\n'
