@@ -82,9 +82,20 @@ class SiftReference:
 
 
 def read_frames(path: str, max_frames: int | None = None):
-    """BGR frames of a video file, in order (PyAV)."""
-    import av
-
+    """BGR frames of a video file, in order (PyAV; OpenCV's reader where PyAV is missing)."""
+    try:
+        import av
+    except ImportError:
+        cap = cv2.VideoCapture(str(path))
+        i = 0
+        while max_frames is None or i < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            i += 1
+            yield frame
+        cap.release()
+        return
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
