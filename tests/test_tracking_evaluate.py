@@ -15,7 +15,7 @@ def _write_seq(root, name, boxes_per_frame, gt=True, length=None):
         for i, (x, y, w, h) in enumerate(boxes, 1):
             lines.append(f"{f},-1,{x},{y},{w},{h},0.9,-1,-1,-1")
             gt_lines.append(f"{f},{i},{x},{y},{w},{h},1,-1,-1,-1")
-    gt_lines.append(f"1,99,500,500,30,60,0,-1,-1,-1")      # flag 0: ignored by the standard scoring
+    gt_lines.append("1,99,500,500,30,60,0,-1,-1,-1")      # flag 0: ignored by the standard scoring
     (det / "det.txt").write_text("\n".join(lines) + "\n")
     if gt:
         (root / name / "gt").mkdir()

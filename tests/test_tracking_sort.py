@@ -2,7 +2,6 @@
 empty frames, per-class matching, detection indices, ids through crossings, and parity with a
 per-track filterpy SORT on the shared MOT15 sequences."""
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest

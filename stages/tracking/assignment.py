@@ -18,8 +18,10 @@ def iou_matrix(a, b, area_a=None, area_b=None) -> np.ndarray:
     Boxes with no area have IoU 0 with everything. `area_a`/`area_b` ((N,), (M,)) may be given
     when already known (they must then be positive), saving their computation.
     """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
+    if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 2):
+        a = np.asarray(a, np.float64).reshape(-1, 4)
+    if not (isinstance(b, np.ndarray) and b.dtype == np.float64 and b.ndim == 2):
+        b = np.asarray(b, np.float64).reshape(-1, 4)
     wh = np.minimum(a[:, None, 2:], b[None, :, 2:])
     wh -= np.maximum(a[:, None, :2], b[None, :, :2])
     np.maximum(wh, 0.0, out=wh)
