@@ -60,13 +60,14 @@ class Runner:
     def __init__(self, source, stages: Sequence[Stage], sinks: Sequence = (), *, device: str = "auto",
                  queue_size: int = 8, drop_policy: str = "auto", max_frames: int | None = None,
                  tap: bool = False, drain_timeout: float = 1.5, join_timeout: float = 5.0,
-                 wake: float = 0.05) -> None:
+                 wake: float = 0.05, stage_threads: int = 1) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size: expected 1 <= x, got {queue_size}")
         self.source, self.stages, self.sinks = source, list(stages), list(sinks)
         self.device, self.queue_size, self.drop_policy = device, queue_size, drop_policy
         self.max_frames, self.want_tap = max_frames, tap
         self.drain_timeout, self.join_timeout, self.wake = drain_timeout, join_timeout, wake
+        self.stage_threads = stage_threads  # torch intra-op threads per stage thread (0: torch's default)
         self.stop_event = threading.Event()
         self._abort = threading.Event()
         self._lock = threading.Lock()
@@ -198,7 +199,16 @@ class Runner:
             frames.append(item)
         return frames, False
 
+    def _limit_threads(self) -> None:
+        """torch's intra-op thread count belongs to the calling thread: each stage thread gets
+        `stage_threads` (1: the chain's parallelism is its threads; more per stage only
+        oversubscribe the cores, measured +30 % CPU per frame on 2 cores, benchmarks/RESULTS.md)."""
+        torch = sys.modules.get("torch")
+        if self.stage_threads and torch is not None:
+            torch.set_num_threads(self.stage_threads)
+
     def _stage_loop(self, pos: int, stage: Stage, st) -> None:
+        self._limit_threads()
         inq, outq = self.edges[pos], self.edges[pos + 1]
         batch = max(1, int(getattr(stage, "batch_size", 1) or 1))
         max_wait = max(0.0, float(getattr(stage, "max_wait", 0.0) or 0.0))
