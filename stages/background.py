@@ -38,6 +38,9 @@ class BackgroundParams:
                                      "what stays is absorbed through absorb_frames)")
     absorb_frames: int = param(150, ge=0, doc="torch: a foreground pixel whose colour holds still this many frames "
                                "becomes background (ghosts, parked objects); sooner for pixels watched < 2x as long; 0 = never")
+    slack: bool = param(False, doc="torch: compare with the colour range halfway to each pixel's 3x3 neighbours "
+                        "(tolerates ~0.5 px misregistration of a moving camera: fewer specks on sharp edges, "
+                        "a few more missed pixels on busy texture)")
     shadows: bool = param(True, doc="detect shadows (a darker copy of the background) and keep them out of the mask")
     shadow_ratio: float = param(0.6, gt=0, lt=1, doc="darkest brightness ratio still called a shadow (MOG2 tau; "
                                 "lower catches deeper shadows and more dark clothing)")
@@ -95,7 +98,8 @@ class BackgroundStage(Stage):
             var_min = p.min_std ** 2
             self.model = GaussianBackground(rate=p.rate, threshold=p.threshold, foreground_factor=p.foreground_factor,
                                             shadows=p.shadows, shadow_ratio=p.shadow_ratio,
-                                            absorb_frames=p.absorb_frames, var_init=max(225.0, var_min),
+                                            absorb_frames=p.absorb_frames, slack=p.slack,
+                                            var_init=max(225.0, var_min),
                                             var_min=var_min, var_max=max(5625.0, var_min))
             if p.compensate != "none":
                 from stages.segmentation.canvas import CanvasBackground

@@ -37,6 +37,20 @@ def downscale(image: torch.Tensor, scale: float) -> torch.Tensor:
     return F.interpolate(image, size=(h, w), mode="area")
 
 
+def _neighbourhood_range(mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel min and max of the 3x3 neighbourhood (shifted in-place max/min; separable)."""
+    out = []
+    for op in (torch.maximum, torch.minimum):
+        r = mean.clone()
+        r[..., :, 1:] = op(r[..., :, 1:], mean[..., :, :-1])
+        r[..., :, :-1] = op(r[..., :, :-1], mean[..., :, 1:])
+        c = r.clone()
+        r[..., 1:, :] = op(r[..., 1:, :], c[..., :-1, :])
+        r[..., :-1, :] = op(r[..., :-1, :], c[..., 1:, :])
+        out.append(r)
+    return out[1], out[0]
+
+
 def _csum(t: torch.Tensor) -> torch.Tensor:
     """Sum over the 3 channels of (B,3,H,W), keepdim (faster than .sum(1) on the CPU)."""
     return t[:, 0:1] + t[:, 1:2] + t[:, 2:3]
@@ -49,6 +63,7 @@ class GaussianBackground:
 
     def __init__(self, rate: float = 0.01, threshold: float = 16.0, foreground_factor: float = 0.1,
                  shadows: bool = True, shadow_ratio: float = 0.5, absorb_frames: int = 60, absorb_min: int = 5,
+                 slack: bool = False,
                  var_init: float = 225.0, var_min: float = 16.0, var_max: float = 5625.0) -> None:
         if not 0 < rate <= 1:
             raise ValueError(f"rate: expected 0 < rate <= 1, got {rate}")
@@ -65,6 +80,7 @@ class GaussianBackground:
         self.rate, self.threshold, self.foreground_factor = rate, threshold, foreground_factor
         self.shadows, self.shadow_ratio, self.absorb_frames = shadows, shadow_ratio, absorb_frames
         self.absorb_min = max(1, absorb_min)
+        self.slack = slack
         self.var_init, self.var_min, self.var_max = var_init, var_min, var_max
         self.state: torch.Tensor | None = None  # (B,9,H,W): mean(3) var(1) age(1) candidate(3) hits(1)
 
@@ -105,7 +121,14 @@ class GaussianBackground:
         known = age > 0.5
         if valid is not None:
             known &= valid
-        fg = d2 > var * self.threshold
+        if self.slack:  # distance to the colour range of the 3x3 neighbourhood: +-1 px misregistration
+            lo, hi = _neighbourhood_range(mean)  # halfway to the neighbours: about +-0.5 px
+            lo.add_(mean).mul_(0.5)
+            hi.add_(mean).mul_(0.5)
+            e = (x - hi).clamp_min_(0) + (lo - x).clamp_min_(0)
+            fg = _csum(e * e) > var * self.threshold
+        else:
+            fg = d2 > var * self.threshold
         fg &= known
         shadow = None
         if self.shadows:

@@ -1,0 +1,154 @@
+"""Evaluation of product placement against ground truth: where the ad is visible versus where it
+should be (the surface minus whatever is in front of it), as an IoU per frame.
+
+`evaluate_placement` runs the background and placement stages (and a tracker, or the ground-truth
+planes) over any clip with truth, so it serves the tests, the benchmarks and
+`python -m stages.compositing.evaluate` (a generated billboard scene).
+
+Convention: quads (4,2) in frame pixels, pixel centres at integers, clockwise from top-left;
+masks (H,W) bool; a pixel belongs to a quad when its centre lies inside.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Iterable
+
+import numpy as np
+
+from .geometry import inside_quad
+
+
+def quad_mask(quad: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H,W) bool: pixels whose centre lies inside the convex quad."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return inside_quad(quad, xs.astype(np.float64), ys.astype(np.float64))
+
+
+def visible_truth(quad: np.ndarray, figures: np.ndarray) -> np.ndarray:
+    """Where the ad should be seen: the surface quad minus the figures in front. (H,W) bool."""
+    return quad_mask(quad, *figures.shape) & ~np.asarray(figures, bool)
+
+
+def drawn_region(coverage, height: int, width: int, threshold: float = 0.5) -> np.ndarray:
+    """(H,W) bool where the ad was drawn with opacity > threshold, from a placement stage's
+    `last_coverage` ((x0,y0,x1,y1), (h,w) numpy or torch coverage) or None (nothing drawn)."""
+    out = np.zeros((height, width), bool)
+    if coverage is None:
+        return out
+    (x0, y0, x1, y1), cov = coverage
+    cov = cov if isinstance(cov, np.ndarray) else cov.detach().cpu().numpy()
+    out[y0:y1, x0:x1] = cov > threshold
+    return out
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two bool masks; 1.0 when both are empty."""
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def evaluate_placement(frames: Iterable, truths: Iterable[dict], *, background: dict | str | None = None,
+                       placement: dict | None = None, tracker: dict | None = None, device: str = "cpu",
+                       ad_path: str | None = None, skip: int = 0) -> dict:
+    """Run background -> (planar_track | truth planes) -> placement over a clip and score the drawn
+    region against `visible_truth` per frame.
+
+    frames: BGR uint8 images; truths: dicts with `corners` (4,2), `frame_from_ref` (3,3), `mask`
+    (H,W) bool figures (as scenes.render_billboard yields). background / placement / tracker: stage
+    params as in YAML; background "truth" occludes with the true figure masks (the compositing's own
+    upper bound), None with nothing; tracker None uses the true planes.
+    The ad defaults to an opaque generated one (so drawn region = surface, not the logo's shape).
+    `skip` frames at the start are run but not scored. Returns mean/min/pooled IoU, per-frame IoUs
+    and the frames where the plane was invalid."""
+    import logging
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    import cv2
+
+    from pipeline.frame import Frame, Plane
+    from pipeline.params import build_or_raise
+    from pipeline.stage import SourceInfo
+    from pipeline.stage import StageContext
+    from stages.background import BackgroundStage
+    from stages.placement import PlacementStage
+
+    from .ad import make_example_ad
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if ad_path is None:
+            ad_path = str(Path(tmp) / "opaque_ad.png")
+            cv2.imwrite(ad_path, make_example_ad(320, 200, opaque=True))
+        stages, tracker_stage = [], None
+        if isinstance(background, dict):
+            stages.append(BackgroundStage(build_or_raise(BackgroundStage.Params, background, "background")))
+        if tracker is not None:
+            from stages.planar_track import PlanarTrackStage
+
+            tracker_stage = PlanarTrackStage(build_or_raise(PlanarTrackStage.Params, tracker, "tracker"))
+            stages.append(tracker_stage)
+        place = PlacementStage(build_or_raise(PlacementStage.Params, {**(placement or {}), "image": ad_path}, "placement"))
+        stages.append(place)
+        per_frame, invalid, inter, union, context = [], [], 0, 0, None
+        try:
+            for t, (image, truth) in enumerate(zip(frames, truths)):
+                h, w = image.shape[:2]
+                if context is None:
+                    context = StageContext(device, SourceInfo("evaluation", w, h, 30.0, False), threading.Event(),
+                                           logging.getLogger("vidpipe.evaluate"))
+                    for stage in stages:
+                        stage.setup(context)
+                frame = Frame(t, t / 30.0, image)
+                if tracker_stage is None:
+                    frame.plane = Plane(np.asarray(truth["frame_from_ref"], np.float64),
+                                        np.asarray(truth["corners"], np.float32), True, 1.0)
+                if background == "truth":
+                    frame.mask = np.asarray(truth["mask"], bool).astype(np.uint8) * 255
+                for stage in stages:
+                    frame = stage.process(frame)
+                if frame.plane is None or not frame.plane.valid:
+                    invalid.append(t)
+                if t < skip:
+                    continue
+                truth_mask = visible_truth(truth["corners"], truth["mask"])
+                drawn = drawn_region(place.last_coverage, h, w)
+                per_frame.append(iou(drawn, truth_mask))
+                inter += np.count_nonzero(drawn & truth_mask)
+                union += np.count_nonzero(drawn | truth_mask)
+        finally:
+            for stage in stages if context is not None else ():
+                stage.close()
+    scores = np.asarray(per_frame)
+    return {"frames": len(per_frame), "mean_iou": float(scores.mean()) if len(scores) else float("nan"),
+            "min_iou": float(scores.min()) if len(scores) else float("nan"),
+            "pooled_iou": inter / union if union else 1.0, "per_frame": per_frame, "invalid_frames": invalid}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score placement on a generated billboard scene (true planes or the planar tracker)."""
+    import scenes
+
+    parser = argparse.ArgumentParser(description="visible-ad IoU on a generated billboard scene")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--size", default="640x360")
+    parser.add_argument("--noise", type=float, default=2.0)
+    parser.add_argument("--tracker", action="store_true", help="track the plane (planar_track) instead of the truth")
+    parser.add_argument("--compensate", default="homography", choices=("homography", "plane", "none"))
+    parser.add_argument("--truth-mask", action="store_true", help="occlude with the true figure masks (upper bound)")
+    args = parser.parse_args(argv)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    clip = list(scenes.render_billboard(args.seed, (w, h), args.frames, noise=args.noise))
+    truths = [t for _, t in clip]
+    tracker = {"corners": [[float(x), float(y)] for x, y in truths[0]["corners"]]} if args.tracker else None
+    background = "truth" if args.truth_mask else {"compensate": args.compensate}
+    frames = [img for img, _ in clip]
+    result = evaluate_placement(frames, truths, background=background, tracker=tracker)
+    print(f"frames {result['frames']}  mean IoU {result['mean_iou']:.4f}  min {result['min_iou']:.4f}  "
+          f"pooled {result['pooled_iou']:.4f}  invalid {len(result['invalid_frames'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
