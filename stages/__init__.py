@@ -5,6 +5,7 @@ STAGES = {
     "annotate": "stages.annotate:AnnotateStage",
     "planar_track": "stages.planar_track:PlanarTrackStage",
     "background": "stages.background:BackgroundStage",
+    "placement": "stages.placement:PlacementStage",
     "detect": "stages.detect:DetectStage",
     "track": "stages.track:TrackStage",
     "motion": "stages.motion:MotionStage",

@@ -25,6 +25,7 @@ from pipeline.params import param, suggest
 from pipeline.stage import Stage
 
 LAYERS: dict[str, str] = {
+    "mask": "stages.segmentation.draw:draw_mask",  # foreground tint and outline (background stage)
     "flow": "stages.opticalflow.draw:draw_flow",  # first: a colour overlay under the boxes
     "plane": "stages.planar.draw:draw_plane",  # tracked surface outline and inlier ratio
     "boxes": "stages.annotate:draw_boxes",

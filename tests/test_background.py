@@ -116,3 +116,17 @@ def test_mask_from_detections():
 def test_bad_params_name_their_path(raw, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
         build_or_raise(BackgroundStage.Params, raw, "stages[0]")
+
+
+def test_mask_layer_tints_and_outlines_foreground():
+    from stages.segmentation.draw import draw_mask
+
+    canvas = np.full((40, 60, 3), 100, np.uint8)
+    frame = Frame(0, 0.0, canvas.copy())
+    frame.mask = np.zeros((40, 60), np.uint8)
+    frame.mask[10:30, 20:40] = 255
+    out = draw_mask(canvas.copy(), frame, {"color": (0, 0, 255), "alpha": 0.5})
+    assert tuple(out[20, 30]) == (50, 50, 178) and tuple(out[2, 2]) == (100, 100, 100)
+    assert tuple(out[10, 30]) != (50, 50, 178)  # outline on the border
+    frame.mask = None
+    assert np.array_equal(draw_mask(canvas.copy(), frame, {}), canvas)
