@@ -9,5 +9,7 @@ STAGES = {
     "detect": "stages.detect:DetectStage",
     "track": "stages.track:TrackStage",
     "motion": "stages.motion:MotionStage",
+    "activity": "stages.activity:ActivityStage",
+    "events": "stages.events:EventsStage",
     "flow": "stages.flow:FlowStage",
 }
