@@ -16,6 +16,7 @@ seconds to check for this, so no thread hangs on a queue.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -120,7 +121,8 @@ class Runner:
             shared: dict = {}
             for stage in self.stages:
                 try:
-                    stage.setup(self._context(stage.name, device, shared))
+                    with self._setup_threads():
+                        stage.setup(self._context(stage.name, device, shared))
                 except (ConfigError, PipelineError):
                     raise
                 except Exception as exc:
@@ -206,6 +208,20 @@ class Runner:
         torch = sys.modules.get("torch")
         if self.stage_threads and torch is not None:
             torch.set_num_threads(self.stage_threads)
+
+    @contextlib.contextmanager
+    def _setup_threads(self):
+        """setup() runs in the caller's thread: a stage that sizes a pool from torch's count there
+        (an onnxruntime session) sees `stage_threads` too; the caller's own count is restored."""
+        torch = sys.modules.get("torch") if self.stage_threads else None
+        before = torch.get_num_threads() if torch is not None else None
+        if torch is not None:
+            torch.set_num_threads(self.stage_threads)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(before)
 
     def _stage_loop(self, pos: int, stage: Stage, st) -> None:
         self._limit_threads()
