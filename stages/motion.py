@@ -22,8 +22,9 @@ class MotionParams:
     downscale: int = param(2, ge=1, le=16, doc="work on the mask reduced by this integer factor (speed)")
     fill: float = param(0.5, gt=0, le=1, doc="a reduced cell is foreground when at least this fraction of its pixels is")
     min_fragment: int = param(16, ge=1, doc="fragments below this many foreground pixels are noise, dropped before merging")
-    merge_gap: float | None = param(8.0, ge=0, doc="unite fragments whose boxes overlap or lie within this many "
-                                    "pixels in x and y (null: no merging)")
+    merge_gap: float | None = param(2.0, ge=0, doc="unite fragments whose boxes overlap or lie within this many "
+                                    "pixels in x and y (null: no merging); raise it (8-16) for masks that break "
+                                    "people into pieces, at the cost of joining people who walk close together")
     min_area: int = param(150, ge=1, doc="objects below this many foreground pixels are dropped")
     max_area: float = param(0.5, gt=0, le=1, doc="objects whose box covers more than this fraction of the frame "
                             "are dropped (a light change, a camera shake)")

@@ -12,7 +12,7 @@ import torch
 from pipeline.frame import Frame
 from pipeline.params import ConfigError, build_or_raise
 from pipeline.stage import SourceInfo, StageContext
-from stages.detection.blobs import fragments, merge_boxes, motion_boxes, shrink
+from stages.detection.blobs import fragments, merge_boxes, motion_boxes, shrink, shrink_tensor
 from stages.motion import MotionParams, MotionStage
 
 H, W = 360, 640
@@ -62,7 +62,8 @@ def test_device_mask_equals_host_mask(device):
         a = shrink(mask, factor)
         b = shrink(torch.from_numpy(mask).to(device), factor)
         c = shrink(torch.from_numpy(mask > 0).to(device), factor)
-        assert a.shape == (H // factor, W // factor) and (a == b).all() and (a == c).all()
+        d = shrink_tensor(torch.from_numpy(mask).to(device), factor).cpu().numpy()  # the GPU path, also on a CPU
+        assert a.shape == (H // factor, W // factor) and (a == b).all() and (a == c).all() and (a == d).all()
     np.testing.assert_array_equal(motion_boxes(mask)[0], motion_boxes(torch.from_numpy(mask).to(device))[0])
 
 
@@ -70,7 +71,7 @@ def test_device_mask_equals_host_mask(device):
 def test_shrink_fill_fraction(fill, expected):
     m = np.zeros((4, 4), np.uint8)
     m[0:2, 0] = 255  # half of the top-left 2x2 cell
-    assert shrink(m, 2, fill)[0, 0] == expected and shrink(torch.from_numpy(m), 2, fill)[0, 0] == expected
+    assert shrink(m, 2, fill)[0, 0] == expected and shrink_tensor(torch.from_numpy(m), 2, fill)[0, 0] == expected
 
 
 def test_merge_boxes_is_transitive_and_sums_weights():
@@ -94,7 +95,7 @@ def test_fragments_and_bad_arguments():
 
 def test_stage_writes_detections():
     ctx = StageContext("cpu", SourceInfo("t", W, H, 25, False), threading.Event(), logging.getLogger("t"))
-    stage = MotionStage(build_or_raise(MotionParams, {"class_name": "mover", "downscale": 2}, "motion"))
+    stage = MotionStage(build_or_raise(MotionParams, {"class_name": "mover", "downscale": 2, "merge_gap": 8}, "motion"))
     stage.setup(ctx)
     assert stage.reads == {"mask"} and stage.writes == {"detections"}
     mask, want = scene()

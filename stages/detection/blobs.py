@@ -28,14 +28,10 @@ def shrink(mask, factor: int = 1, fill: float = 0.5) -> np.ndarray:
     if mask.ndim != 2:
         raise ValueError(f"mask: expected (H,W), got {tuple(mask.shape)}")
     h, w = (int(mask.shape[0]) // factor) * factor, (int(mask.shape[1]) // factor) * factor
-    if not isinstance(mask, np.ndarray):  # a torch tensor: reduce on its device, copy the small mask
-        import torch
-        import torch.nn.functional as F
-
-        m = mask[:h, :w]
-        if factor > 1:
-            m = F.avg_pool2d(m.ne(0).float()[None, None], factor)[0, 0] >= fill - 1e-6
-        return m.ne(0).to(torch.uint8).cpu().numpy()
+    if not isinstance(mask, np.ndarray) and mask.device.type == "cpu":
+        mask = mask.numpy()  # no copy; OpenCV is faster than torch pooling on the CPU
+    if not isinstance(mask, np.ndarray):  # a device tensor: reduce there, copy only the small mask
+        return shrink_tensor(mask, factor, fill).cpu().numpy()
     m = mask.view(np.uint8) if mask.dtype == np.bool_ else mask
     if m.dtype != np.uint8:
         m = (m != 0).view(np.uint8)
@@ -44,6 +40,18 @@ def shrink(mask, factor: int = 1, fill: float = 0.5) -> np.ndarray:
     _, bin255 = cv2.threshold(np.ascontiguousarray(m[:h, :w]), 0, 255, cv2.THRESH_BINARY)
     small = cv2.resize(bin255, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
     return (small >= max(1, int(np.ceil(fill * 255 - 0.5)))).view(np.uint8)
+
+
+def shrink_tensor(mask, factor: int = 1, fill: float = 0.5):
+    """`shrink` for a torch mask on its own device: (H//f, W//f) uint8 0/1 tensor (average pooling)."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = (int(mask.shape[0]) // factor) * factor, (int(mask.shape[1]) // factor) * factor
+    m = mask[:h, :w]
+    if factor > 1:
+        m = F.avg_pool2d(m.ne(0).float()[None, None], factor)[0, 0] >= fill - 1e-6
+    return m.ne(0).to(torch.uint8)
 
 
 def fragments(small: np.ndarray, min_pixels: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +90,7 @@ def merge_boxes(boxes: np.ndarray, weights: np.ndarray, gap: float) -> tuple[np.
     return boxes, weights
 
 
-def motion_boxes(mask, factor: int = 2, fill: float = 0.5, min_fragment: int = 16, merge_gap: float | None = 8.0,
+def motion_boxes(mask, factor: int = 2, fill: float = 0.5, min_fragment: int = 16, merge_gap: float | None = 2.0,
                  min_area: int = 150, max_area: float = 0.5, max_fragments: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Object boxes (N,4) float32 xyxy (full-res px, clipped to the mask) and their foreground pixel
     counts (N,) int64 from a foreground mask; see the module docstring for the steps. Sizes
