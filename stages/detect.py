@@ -22,7 +22,7 @@ class DetectParams:
     model: str = param(doc="model file: .onnx (backends torch, onnxruntime), .torchscript/.pt (torchscript), "
                            ".pt2 (export); relative paths are taken from the working directory")
     backend: str = param("auto", choices=("auto", "torch", "onnxruntime", "torchscript", "export"),
-                         doc="auto: from the file suffix (.onnx -> torch via onnx2torch)")
+                         doc="auto: from the file suffix; .onnx: torch (onnx2torch) on a GPU, onnxruntime on the CPU")
     head: str = param("auto", choices=("auto", "yolox", "fastestdet", "yolov8", "yolov5"),
                       doc="output decoder; auto: told from the output shape where only one head fits")
     classes: str | list[str] | None = param(None, doc="class names: a file (one per line) or a list; "
@@ -105,7 +105,7 @@ class DetectStage(Stage):
         try:
             kind = backends.file_kind(Path(p.model), p.backend)
             path = weights.resolve(p.model, kind, p.download, Path(p.cache_dir) if p.cache_dir else None)
-            backend = backends.backend_for(path, p.backend)
+            backend = backends.backend_for(path, p.backend, device.type)
             half = (device.type == "cuda") if p.half == "auto" else bool(p.half)
             model = backends.load(path, backend, device, half)
             input_hw = self._input_hw(model, path, heads)

@@ -71,13 +71,14 @@ def test_yolox_matches_documented_reference(first_frame):
     assert set(det.class_id.tolist()) == {0}
 
 
-def test_batches_equal_single_frames(first_frame):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_batches_equal_single_frames(first_frame, backend):
     """batch: 3 (a graph that takes any batch) and FastestDet (fixed batch 1: run one by one)."""
     flipped = np.ascontiguousarray(first_frame[:, ::-1])
     for parts in (YOLOX, FASTESTDET):
         model = str(shared_path(*parts))
-        single = make_stage(model=model)
-        batched = make_stage(model=model, batch=3)
+        single = make_stage(model=model, backend=backend)
+        batched = make_stage(model=model, backend=backend, batch=3)
         assert batched.batch_size == 3 and batched.info["one_by_one"] == (parts == FASTESTDET)
         got = run(batched, [first_frame, flipped, first_frame])
         assert_same(got[0], run(single, [first_frame])[0], px=0.01, score=1e-4)

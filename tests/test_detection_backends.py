@@ -32,17 +32,19 @@ def test_onnx2torch_imports_without_torchvision_and_shim_is_removed():
     assert "uses NonMaxSuppression or RoiAlign" in out.stdout and "torchvision is not installed" in out.stdout
 
 
-@pytest.mark.parametrize("name, backend, expected", [
-    ("m.onnx", "auto", "torch"), ("m.ONNX", "auto", "torch"), ("m.onnx", "onnxruntime", "onnxruntime"),
-    ("yolov8n.torchscript", "auto", "torchscript"), ("m.pt", "auto", "torchscript"), ("m.pt2", "auto", "export"),
-    ("m.bin", "torch", "torch"), ("m.bin", "auto", ModelError), ("m.onnx", "tensorrt", ValueError),
+@pytest.mark.parametrize("name, backend, device, expected", [
+    ("m.onnx", "auto", "cuda", "torch"), ("m.ONNX", "auto", "cuda", "torch"), ("m.onnx", "auto", "cpu", "onnxruntime"),
+    ("m.onnx", "torch", "cpu", "torch"), ("m.onnx", "onnxruntime", "cuda", "onnxruntime"),
+    ("yolov8n.torchscript", "auto", "cpu", "torchscript"), ("m.pt", "auto", "cuda", "torchscript"),
+    ("m.pt2", "auto", "cpu", "export"), ("m.bin", "torch", "cpu", "torch"), ("m.bin", "auto", "cpu", ModelError),
+    ("m.onnx", "tensorrt", "cpu", ValueError),
 ])
-def test_backend_for(name, backend, expected):
+def test_backend_for(name, backend, device, expected):
     if isinstance(expected, type):
         with pytest.raises(expected):
-            backend_for(Path(name), backend)
+            backend_for(Path(name), backend, device)
     else:
-        assert backend_for(Path(name), backend) == expected
+        assert backend_for(Path(name), backend, device) == expected
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])

@@ -15,6 +15,7 @@ first output as a tensor on that device. Errors about the file are `ModelError` 
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import types
@@ -30,8 +31,10 @@ SUFFIX_BACKEND = {".onnx": "torch", ".pt2": "export", ".torchscript": "torchscri
                   ".jit": "torchscript", ".pt": "torchscript", ".pth": "torchscript"}
 
 
-def backend_for(path: Path, backend: str) -> str:
-    """`auto` -> the backend for the file's suffix; else `backend` itself."""
+def backend_for(path: Path, backend: str, device_type: str = "cuda") -> str:
+    """`auto` -> the backend for the file's suffix (an .onnx file: torch on a GPU, beside the other
+    stages; onnxruntime on the CPU, where it runs YOLOX-Nano ~2x faster than the converted graph,
+    when it is installed); else `backend` itself."""
     if backend != "auto":
         if backend not in BACKENDS:
             raise ValueError(f"backend: expected auto or one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -40,6 +43,8 @@ def backend_for(path: Path, backend: str) -> str:
     if found is None:
         raise ModelError(f"model file {path}: cannot tell the backend from the suffix {path.suffix!r}; set backend: "
                          f"to one of {', '.join(BACKENDS)} (suffixes: {', '.join(SUFFIX_BACKEND)})")
+    if found == "torch" and device_type == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
+        return "onnxruntime"
     return found
 
 
@@ -309,5 +314,6 @@ LOADERS = {"torch": load_torch_onnx, "onnxruntime": load_onnxruntime, "torchscri
 def load(path: Path, backend: str, device, half: bool = False) -> Model:
     """Load `path` with `backend` (resolved from the suffix when 'auto') on `device`; `half` = fp16
     weights and inputs (torch backends; onnxruntime runs the file's own precision)."""
-    name = backend_for(path, backend)
-    return LOADERS[name](path, torch.device(device), half and name != "onnxruntime")
+    device = torch.device(device)
+    name = backend_for(path, backend, device.type)
+    return LOADERS[name](path, device, half and name != "onnxruntime")
