@@ -115,6 +115,17 @@ def test_batch_equals_separate_calls(device):
         torch.testing.assert_close(both[i:i + 1], one, atol=1e-5, rtol=0)
 
 
+def test_cuda_graph_replay_equals_eager(device):
+    if not device.startswith("cuda"):
+        pytest.skip("CUDA graphs need a CUDA device (run with --device cuda)")
+    a, b = translated_pair(48, 64, 1.4, -0.7)
+    args = (as_tensor(a, device), as_tensor(b, device))
+    eager = hs.horn_schunck(*args, levels=3, iterations=40)
+    for _ in range(2):                                   # capture, then replay on the same shapes
+        graphed = hs.horn_schunck(*args, levels=3, iterations=40, cuda_graph=True)
+        torch.testing.assert_close(graphed, eager, atol=1e-6, rtol=0)
+
+
 def test_warp_matches_numpy_and_known_shift(device):
     a, _ = translated_pair(24, 30, 0, 0)
     rng = np.random.default_rng(0)

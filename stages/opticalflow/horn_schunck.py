@@ -17,6 +17,8 @@ Convention: images (B,1,H,W) float32 grey levels (alpha is in the same units: de
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 
@@ -71,43 +73,132 @@ class _Buffers:
     """Flat, padded (B,2,(H+2)(W+2)) ping-pong buffers and the iteration's coefficient maps.
 
     Every neighbour of an interior sample is a fixed offset in the flat layout, so the weighted
-    average is four contiguous shifted additions; the border ring is refreshed by replication."""
+    average is four contiguous shifted additions; the border ring is refreshed by replication in
+    two strided copies. All tensors and views are made once (little Python work per step, and
+    static addresses: a CUDA graph can replay the steps)."""
 
-    def __init__(self, a0, a1, cf, flow0: torch.Tensor) -> None:
-        n_b, _, h, w = flow0.shape
+    def __init__(self, shape, dtype, device) -> None:
+        n_b, _, h, w = shape
         self.h, self.w, self.s = h, w, w + 2
-        self.n = (h + 2) * self.s
-        self.lo, self.hi = self.s + 1, self.n - self.s - 1
-        self.a0, self.a1, self.cf = (self._interior(m) for m in (a0, a1, cf))
-        self.buf = F.pad(flow0, (1, 1, 1, 1), mode="replicate").reshape(n_b, 2, self.n).contiguous()
-        self.spare = torch.empty_like(self.buf)
-        new = self.buf.new_empty
-        self.t, self.s1 = new(n_b, 2, self.n - 1), new(n_b, 2, self.n - 2)
-        self.t2, self.s2 = new(n_b, 2, self.n - 2 - self.s), new(n_b, 2, self.hi - self.lo)
+        s, n = self.s, (h + 2) * (w + 2)
+        self.n, self.lo, self.hi = n, s + 1, n - s - 1
+        new = lambda *size: torch.empty(*size, dtype=dtype, device=device)  # noqa: E731
+        self.a0, self.a1, self.cf = (new(n_b, 2, self.hi - self.lo) for _ in range(3))
+        self.pair = (new(n_b, 2, n), new(n_b, 2, n))
+        self.t, self.s1 = new(n_b, 2, n - 1), new(n_b, 2, n - 2)
+        self.t2, self.s2 = new(n_b, 2, n - 2 - s), new(n_b, 2, self.hi - self.lo)
+        t, s1, t2, s2 = self.t, self.s1, self.t2, self.s2
+        self.fixed = (t, t[..., :-1], t[..., 1:], s1, s1[..., :-s], s1[..., s:], t2, t2[..., :-s], t2[..., s:],
+                      s2, s2[:, 0:1], s2[:, 1:2])
+        self.parity = 0
+        self.views = [self._views(self.pair[k], self.pair[1 - k]) for k in (0, 1)]
 
-    def _interior(self, m: torch.Tensor) -> torch.Tensor:
-        flat = F.pad(m, (1, 1, 1, 1)).reshape(m.shape[0], m.shape[1], self.n)
-        return flat[..., self.lo:self.hi].contiguous()
+    def _views(self, src, dst):
+        """Views for one step reading `src` and writing `dst`."""
+        s, h, w, n = self.s, self.h, self.w, self.n
+        nb = src.shape[0]
+        st = (2 * n, n)
+        # Right pad of row r and left pad of row r+1 are neighbours in the flat layout: one copy
+        # from columns W and 1 (strides 1 vs 3); then the top/bottom pad rows from rows 1 and H.
+        cols = (dst.as_strided((nb, 2, h + 1, 2), (*st, s, 1), w + 1),
+                dst.as_strided((nb, 2, h + 1, 2), (*st, s, 3), w))
+        rows = (dst.as_strided((nb, 2, 2, s), (*st, (h + 1) * s, 1), 0),
+                dst.as_strided((nb, 2, 2, s), (*st, max(h - 1, 1) * s, 1), s))
+        return (src[..., :-1], src[..., 1:], src[..., self.lo:self.hi], dst[..., self.lo:self.hi], cols, rows)
+
+    @property
+    def buf(self) -> torch.Tensor:
+        return self.pair[self.parity]
+
+    def load(self, a0, a1, cf, flow0, target=None) -> None:
+        for dst, m in ((self.a0, a0), (self.a1, a1), (self.cf, cf)):
+            dst.copy_(F.pad(m, (1, 1, 1, 1)).reshape(m.shape[0], 2, self.n)[..., self.lo:self.hi])
+        target = self.buf if target is None else target
+        target.copy_(F.pad(flow0, (1, 1, 1, 1), mode="replicate").reshape(target.shape))
 
     def step(self) -> None:
-        buf, s = self.buf, self.s
-        torch.add(buf[..., :-1], buf[..., 1:], out=self.t)                  # B[k] + B[k+1]
-        torch.add(self.t[..., :-1], self.t[..., 1:], out=self.s1)           # 1-2-1 along x
-        torch.add(self.s1[..., :-s], self.s1[..., s:], out=self.t2)
-        torch.add(self.t2[..., :-s], self.t2[..., s:], out=self.s2)         # 1-2-1 along y
-        m = self.s2.sub_(buf[..., self.lo:self.hi], alpha=4.0)              # 12 * weighted average
-        new = self.spare[..., self.lo:self.hi]
-        torch.addcmul(self.cf, self.a0, m[:, 0:1], out=new)
-        new.addcmul_(self.a1, m[:, 1:2])
-        grid = self.spare.view(-1, 2, self.h + 2, s)
-        grid[..., 0].copy_(grid[..., 1])
-        grid[..., -1].copy_(grid[..., -2])
-        grid[..., 0, :].copy_(grid[..., 1, :])
-        grid[..., -1, :].copy_(grid[..., -2, :])
-        self.buf, self.spare = self.spare, self.buf
+        left, right, centre, out, cols, rows = self.views[self.parity]
+        t, t_l, t_r, s1, s1_u, s1_d, t2, t2_u, t2_d, s2, m_u, m_v = self.fixed
+        torch.add(left, right, out=t)                          # B[k] + B[k+1]
+        torch.add(t_l, t_r, out=s1)                            # 1-2-1 along x
+        torch.add(s1_u, s1_d, out=t2)
+        torch.add(t2_u, t2_d, out=s2)                          # 1-2-1 along y
+        s2.sub_(centre, alpha=4.0)                             # 12 * the weighted average
+        torch.addcmul(self.cf, self.a0, m_u, out=out)
+        out.addcmul_(self.a1, m_v)
+        cols[0].copy_(cols[1])
+        rows[0].copy_(rows[1])
+        self.parity ^= 1
 
-    def flow(self) -> torch.Tensor:
-        return self.buf.view(-1, 2, self.h + 2, self.s)[..., 1:-1, 1:-1].contiguous()
+    def flow(self, buf=None) -> torch.Tensor:
+        buf = self.buf if buf is None else buf
+        return buf.view(-1, 2, self.h + 2, self.s)[..., 1:-1, 1:-1].contiguous()
+
+
+class _GraphedJacobi:
+    """`iterations` steps captured once as a CUDA graph (one launch instead of ~11 per step),
+    replayed on new coefficients copied into the static buffers."""
+
+    def __init__(self, shape, dtype, device, iterations: int) -> None:
+        self.bufs = bufs = _Buffers(shape, dtype, device)
+        for t in (bufs.a0, bufs.a1, bufs.cf, *bufs.pair):
+            t.zero_()
+        self.start = bufs.buf
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):                     # warm-up before capture, as CUDA graphs need
+            bufs.step()
+            bufs.step()
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            for _ in range(iterations):
+                bufs.step()
+        self.result = bufs.buf
+
+    def __call__(self, a0, a1, cf, flow0) -> torch.Tensor:
+        self.bufs.load(a0, a1, cf, flow0, target=self.start)
+        self.graph.replay()
+        return self.bufs.flow(self.result)
+
+
+_LOCAL = threading.local()   # graphs per thread: each stage thread replays its own buffers
+MAX_GRAPHS = 16
+
+
+def _graphed(shape, dtype, device, iterations: int) -> _GraphedJacobi:
+    cache = getattr(_LOCAL, "graphs", None)
+    if cache is None:
+        cache = _LOCAL.graphs = {}
+    key = (tuple(shape), dtype, str(device), iterations)
+    runner = cache.get(key)
+    if runner is None:
+        if len(cache) >= MAX_GRAPHS:
+            cache.pop(next(iter(cache)))
+        with torch.inference_mode(False), torch.no_grad():   # plain tensors: usable in and out of inference mode
+            runner = cache[key] = _GraphedJacobi(shape, dtype, device, iterations)
+    return runner
+
+
+CACHE_PIXELS = 1 << 18   # eager buffers up to this size are kept per thread and reused
+
+
+def _buffers(shape, dtype, device) -> _Buffers:
+    """Eager buffers, reused per thread for small images (video frames at a working scale), where
+    allocating them and their views would cost as much as the iterations."""
+    if shape[0] * shape[2] * shape[3] > CACHE_PIXELS:
+        return _Buffers(shape, dtype, device)
+    cache = getattr(_LOCAL, "buffers", None)
+    if cache is None:
+        cache = _LOCAL.buffers = {}
+    key = (tuple(shape), dtype, str(device))
+    bufs = cache.get(key)
+    if bufs is None:
+        if len(cache) >= MAX_GRAPHS:
+            cache.pop(next(iter(cache)))
+        with torch.inference_mode(False), torch.no_grad():
+            bufs = cache[key] = _Buffers(shape, dtype, device)
+    return bufs
 
 
 def _fused_steps(flow: torch.Tensor, a0, a1, cf, count: int) -> torch.Tensor:
@@ -134,12 +225,14 @@ def _compiled(count: int):
 
 
 def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float, iterations: int,
-              flow0: torch.Tensor | None = None, compile: bool = False) -> torch.Tensor:
+              flow0: torch.Tensor | None = None, compile: bool = False,
+              cuda_graph: bool = False) -> torch.Tensor:
     """Run `iterations` Jacobi steps of the Horn-Schunck equations from flow0 (zero if None).
-    compile=True fuses each step into one kernel with torch.compile (needs a C++ compiler on the
-    CPU, Triton on CUDA; first call per shape compiles).
-    Convention: ex, ey, et (B,1,H,W) float; alpha > 0 in grey levels; flow0 (B,2,H,W) pixels ->
-    flow (B,2,H,W) pixels."""
+    cuda_graph=True (CUDA tensors only; ignored elsewhere) captures the steps once per shape and
+    iteration count and replays them (per thread). compile=True fuses each step into one kernel
+    with torch.compile (needs a C++ compiler on the CPU, Triton on CUDA; the first call per shape
+    compiles). Convention: ex, ey, et (B,1,H,W) float; alpha > 0 in grey levels; flow0 (B,2,H,W)
+    pixels -> flow (B,2,H,W) pixels."""
     if alpha <= 0:
         raise ValueError(f"hs_jacobi: alpha must be > 0, got {alpha}")
     if iterations < 0:
@@ -153,37 +246,40 @@ def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float
         return flow0.clone()
     a0, a1, cf = _coefficients(ex, ey, et, float(alpha))
     flow0 = flow0.to(ex.dtype)
-    if not compile:
-        bufs = _Buffers(a0, a1, cf, flow0)
-        for _ in range(iterations):
-            bufs.step()
-        return bufs.flow()
-    flow = flow0.contiguous()
-    done = 0
-    while done < iterations:
-        count = COMPILE_CHUNK if iterations - done >= COMPILE_CHUNK else 1
-        flow = _compiled(count)(flow, a0, a1, cf)
-        done += count
-    return flow
+    if compile:
+        flow = flow0.contiguous()
+        done = 0
+        while done < iterations:
+            count = COMPILE_CHUNK if iterations - done >= COMPILE_CHUNK else 1
+            flow = _compiled(count)(flow, a0, a1, cf)
+            done += count
+        return flow
+    if cuda_graph and ex.device.type == "cuda":
+        return _graphed((n_b, 2, h, w), ex.dtype, ex.device, iterations)(a0, a1, cf, flow0)
+    bufs = _buffers((n_b, 2, h, w), ex.dtype, ex.device)
+    bufs.load(a0, a1, cf, flow0)
+    for _ in range(iterations):
+        bufs.step()
+    return bufs.flow()
 
 
 def horn_schunck_classic(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 15.0,
                          iterations: int = 200, flow0: torch.Tensor | None = None,
-                         compile: bool = False) -> torch.Tensor:
+                         compile: bool = False, cuda_graph: bool = False) -> torch.Tensor:
     """The 1981 method as published: cube-average derivatives, weighted-average Laplacian, Jacobi
     iterations from flow0 (zero, or the previous frame's flow). Single scale: reliable for motions
     below about a pixel. Convention: (B,1,H,W) float grey levels (alpha in the same units) ->
     (B,2,H,W) float32 pixels, channel 0 = dx."""
     check_images("horn_schunck_classic", image1, image2)
     ex, ey, et = hs_derivatives(image1, image2)
-    return hs_jacobi(ex, ey, et, alpha, iterations, flow0, compile=compile)
+    return hs_jacobi(ex, ey, et, alpha, iterations, flow0, compile=compile, cuda_graph=cuda_graph)
 
 
 def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8.0,
                  iterations: int = 100, warps: int = 3, levels: int = 6, factor: float = 0.5,
                  presmooth: float = 0.5, median: int = 5, derivatives: str = "central",
                  interpolation: str = "bicubic", flow0: torch.Tensor | None = None,
-                 min_size: int = 16, compile: bool = False) -> torch.Tensor:
+                 min_size: int = 16, compile: bool = False, cuda_graph: bool = False) -> torch.Tensor:
     """Coarse-to-fine Horn-Schunck with warping: the quadratic HS energy linearised around the
     current flow, solved by the same Jacobi iterations at each level of a Gaussian pyramid, with
     `warps` re-linearisations per level (image2 warped towards image1) and an optional median
@@ -192,7 +288,7 @@ def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8
     Convention: (B,1,H,W) float grey levels (alpha in the same units) -> (B,2,H,W) float32 pixels,
     channel 0 = dx. presmooth: Gaussian sigma in pixels applied to both images (0 = none);
     median: odd window (1 = off); derivatives: 'central' or 'hs1981'; interpolation: 'bilinear'
-    or 'bicubic'."""
+    or 'bicubic'; compile, cuda_graph: see hs_jacobi."""
     check_images("horn_schunck", image1, image2)
     if derivatives not in DERIVATIVES:
         raise ValueError(f"horn_schunck: derivatives must be one of {DERIVATIVES}, got {derivatives!r}")
@@ -213,12 +309,13 @@ def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8
         else:
             flow = resize_flow(flow, sizes[level])
         for _ in range(warps):
-            flow = _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation, compile)
+            flow = _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation,
+                              dict(compile=compile, cuda_graph=cuda_graph))
             flow = median_filter(flow, median)
     return flow
 
 
-def _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation, compile):
+def _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation, solver):
     """One linearisation: warp im2 by flow, then solve for the full flow u with data term
     Ex (u - u0) + Ey (v - v0) + Et = 0 (points warped outside the image get no data term)."""
     warped, inside = warp(im2, flow, interpolation)
@@ -229,4 +326,4 @@ def _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation, co
     keep = inside.to(ex.dtype)
     ex, ey = ex * keep, ey * keep
     et = (et * keep).sub_(ex * flow[:, 0:1]).sub_(ey * flow[:, 1:2])
-    return hs_jacobi(ex, ey, et, alpha, iterations, flow, compile=compile)
+    return hs_jacobi(ex, ey, et, alpha, iterations, flow, **solver)
