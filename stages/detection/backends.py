@@ -280,6 +280,8 @@ def load_onnxruntime(path: Path, device: torch.device, half: bool) -> Model:
         providers = ["CPUExecutionProvider"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, torch.get_num_threads())
+    # no busy-waiting between ops: the pipeline's other threads (decode, encode, other stages) need the cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 4  # probes of a fixed-batch graph fail on purpose; errors still raise
     shape = onnx_input_shape(proto)
     try:
