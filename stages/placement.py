@@ -56,8 +56,10 @@ class PlacementStage(Stage):
         self._start = None          # (grey, frame_from_ref, fg mask) of the first valid frame
         self._prev = None           # (frame index, frame_from_ref) of the previous valid frame
         self._stats = self._start_stats = None
-        self._blur = (0.0, 0.0)     # fitted (sigma, exposure)
+        self._blur = (0.0, 0.0)     # fitted (sigma, exposure), smoothed
+        self._blur_grid = None      # the last fit's grid point
         self._cache: dict = {}
+        self._ad_key = self._ad_cached = None
         self._counts = {"drawn": 0, "skipped": 0}
 
     def setup(self, context: StageContext) -> None:
@@ -91,34 +93,48 @@ class PlacementStage(Stage):
         height, width = frame.shape
         mask = frame.mask if self.params.occlusion else None
         motion = self._motion(frame, h_ref)
-        kernel = self._kernel(frame, h_ref, surface, mask, motion)
-        roi = roi_of(quad, height, width, pad=kernel.shape[0] // 2 + 1)
+        blur = self._blur_for(frame, h_ref, surface, mask, motion)
+        roi = roi_of(quad, height, width, pad=blur.radius + 1)
         if roi is None:
             return self._skip(frame)
         gain, offset = self._color(frame, surface, roi, mask)
         level = pyr.level_for(on_screen_scale(frame_from_ad, pyr.width, pyr.height))
         frame_from_level = frame_from_ad @ np.linalg.inv(scale_homography(level))
         p = self.params
+        ad = self._ad_image(level, gain, offset)
         if self.use_torch:
             from stages.compositing.composite import composite_torch
             from stages.segmentation.masks import device_mask
 
             image = frame.image_tensor(self.device)
-            ad = pyr.colored_torch(level, image.device, gain, offset, self._cache)
             occ = device_mask(mask, image.device) if mask is not None else None
-            out, cov = composite_torch(image, ad, frame_from_level, roi, kernel, occ, p.feather, p.opacity)
+            out, cov = composite_torch(image, ad, frame_from_level, roi, blur, occ, p.feather, p.opacity)
         else:
             from stages.compositing.composite import composite_cv2
             from stages.segmentation.masks import host_mask
 
-            ad = pyr.colored(level, gain, offset)
-            out, cov = composite_cv2(frame.image, ad, frame_from_level, roi, kernel, host_mask(mask), p.feather, p.opacity)
+            out, cov = composite_cv2(frame.image, ad, frame_from_level, roi, blur, host_mask(mask), p.feather, p.opacity)
         frame.set_image(out)
         self.last_coverage = (roi, cov)
         self._counts["drawn"] += 1
         frame.meta["placement"] = {"drawn": True, "level": level, "blur_sigma": round(self._blur[0], 2),
                                    "exposure": round(self._blur[1], 2), "motion_px": [round(float(v), 2) for v in motion]}
         return frame
+
+    def _ad_image(self, level: int, gain, offset):
+        """The colour-matched ad level, recomputed only when the transfer moved noticeably
+        (0.5 Lab units of offset, 1% of gain): the statistics drift slowly and the conversion
+        of a whole level is the costliest step of a frame."""
+        key = self._ad_key
+        if key is not None and key[0] == level and (gain is None) == (key[1] is None) and (
+                gain is None or (np.abs(gain - key[1]).max() < 0.01 and np.abs(offset - key[2]).max() < 0.5)):
+            return self._ad_cached
+        if self.use_torch:
+            ad = self.pyramid.colored_torch(level, self.device, gain, offset, self._cache)
+        else:
+            ad = self.pyramid.colored(level, gain, offset)
+        self._ad_key, self._ad_cached = (level, gain, offset), ad
+        return ad
 
     def _skip(self, frame: Frame) -> Frame:
         self._counts["skipped"] += 1
@@ -159,14 +175,13 @@ class PlacementStage(Stage):
             crop = frame.image[y0:y1, x0:x1]
         return cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_BGR2GRAY).astype(np.float32)
 
-    def _kernel(self, frame: Frame, h_ref, surface, mask, motion) -> np.ndarray:
-        from stages.compositing.blur import blur_kernel, trim
+    def _blur_for(self, frame: Frame, h_ref, surface, mask, motion):
+        from stages.compositing.blur import Blur
 
         p = self.params
         if p.match_sharpness and self._counts["drawn"] % p.blur_every == 0:
             self._fit_blur(frame, h_ref, surface, mask, motion)
-        sigma = float(np.hypot(p.base_blur, self._blur[0]))
-        return trim(blur_kernel(sigma, motion, self._blur[1]))
+        return Blur(float(np.hypot(p.base_blur, self._blur[0])), (float(motion[0]), float(motion[1])), self._blur[1])
 
     def _fit_blur(self, frame, h_ref, surface, mask, motion) -> None:
         import cv2
@@ -177,7 +192,7 @@ class PlacementStage(Stage):
 
         height, width = frame.shape
         cx, cy = surface.mean(0)
-        box = roi_of(np.array([[cx - 64, cy - 64], [cx + 63, cy + 63]]), height, width)
+        box = roi_of(np.array([[cx - 48, cy - 48], [cx + 47, cy + 47]]), height, width)
         if box is None:
             return
         x0, y0, x1, y1 = box
@@ -201,8 +216,9 @@ class PlacementStage(Stage):
         exposures = (0.0, 0.5, 1.0) if self.params.motion_blur else (0.0,)
         if weights.sum() < 64 or float(ref[weights].std()) < 3.0:  # too little texture to judge
             return
-        best = fit_blur(grey, ref, weights.astype(np.float32), sigmas, motion, exposures)
+        best = fit_blur(grey, ref, weights.astype(np.float32), sigmas, motion, exposures, near=self._blur_grid)
         if best is not None:
+            self._blur_grid = best[:2]  # next fit searches around it
             self._blur = (0.5 * self._blur[0] + 0.5 * best[0], 0.5 * self._blur[1] + 0.5 * best[1])
 
     def _color(self, frame: Frame, surface, roi, mask):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stages.compositing.ad import ad_corners, load_ad, make_example_ad
-from stages.compositing.blur import blur_kernel, fit_blur, trim
+from stages.compositing.blur import Blur, fit_blur, line_kernel
 from stages.compositing.color import bgr_to_lab, lab_to_bgr, transfer, weighted_stats
 from stages.compositing.composite import AdPyramid, composite_cv2, composite_torch
 from stages.compositing.evaluate import drawn_region, iou, quad_mask, visible_truth
@@ -120,23 +120,28 @@ def test_transfer_strength_and_lighting():
 
 
 # ---- blur ----
-def test_blur_kernels():
-    k = blur_kernel(1.5)
+def test_blur_kernels_and_separable_application():
+    k = Blur(1.5).kernel()
     assert k.sum() == pytest.approx(1) and np.allclose(k, k.T) and np.allclose(k, k[::-1, ::-1])
-    line = blur_kernel(0.0, (8.0, 0.0), 1.0)
-    rows = np.nonzero(line.sum(1) > 1e-6)[0]
-    cols = np.nonzero(line.sum(0) > 1e-6)[0]
+    line = line_kernel((8.0, 0.0), 1.0)
+    rows, cols = np.nonzero(line.sum(1) > 1e-6)[0], np.nonzero(line.sum(0) > 1e-6)[0]
     assert len(rows) == 1 and 8 <= len(cols) <= 10  # a horizontal line ~8 px long
-    assert trim(blur_kernel(0.0)).shape == (1, 1)
+    assert line_kernel((0.3, 0.0), 1.0) is None and Blur().is_identity() and Blur().kernel().shape == (1, 1)
+    img = np.random.default_rng(0).random((40, 50), dtype=np.float32)
+    blur = Blur(1.2, (5.0, 3.0), 1.0)
+    direct = cv2.filter2D(img, -1, blur.kernel(), borderType=cv2.BORDER_CONSTANT)
+    assert np.abs(blur.apply(img, cv2.BORDER_CONSTANT) - direct)[8:-8, 8:-8].max() < 2e-3
     with pytest.raises(ValueError):
-        blur_kernel(-1.0)
+        Blur(-1.0)
+    with pytest.raises(ValueError):
+        line_kernel((1, 1), 2.0)
 
 
 @pytest.mark.parametrize("sigma, motion, exposure", [(0.0, (0, 0), 0.0), (1.8, (0, 0), 0.0), (0.0, (10, 0), 1.0),
                                                     (0.7, (6, 6), 0.5)])
 def test_fit_blur_recovers_the_blur(sigma, motion, exposure):
     ref = cv2.cvtColor(textured_background(120, 160, seed=4), cv2.COLOR_BGR2GRAY).astype(np.float32)
-    cur = cv2.filter2D(ref, -1, blur_kernel(sigma, motion, exposure), borderType=cv2.BORDER_REPLICATE)
+    cur = cv2.filter2D(ref, -1, Blur(sigma, motion, exposure).kernel(), borderType=cv2.BORDER_REPLICATE)
     cur = cur * 0.8 + 20 + np.random.default_rng(0).normal(0, 1, cur.shape).astype(np.float32)  # other lighting
     weights = np.ones_like(ref)
     weights[40:80, 60:100] = 0  # an occluder
@@ -152,22 +157,22 @@ def scene_and_ad():
     return frame, ad, h
 
 
-@pytest.mark.parametrize("kernel", [None, blur_kernel(1.0, (4, 2), 1.0)])
-def test_opencv_and_torch_composites_agree(kernel, device):
+@pytest.mark.parametrize("blur", [None, Blur(1.0, (4.0, 2.0), 1.0)])
+def test_opencv_and_torch_composites_agree(blur, device):
     frame, ad, h = scene_and_ad()
     pyr = AdPyramid(ad)
     occ = np.zeros(frame.shape[:2], np.uint8)
     occ[40:90, 60:80] = 255
     roi = roi_of(project(h, ad_corners(96, 64)), 120, 160, pad=4)
     gain, offset = np.array([0.9, 1.0, 1.1]), np.array([-3.0, 2.0, 1.0])
-    out_cv, cov_cv = composite_cv2(frame, pyr.colored(0, gain, offset), h, roi, kernel, occ, 1.5, 0.9)
+    out_cv, cov_cv = composite_cv2(frame, pyr.colored(0, gain, offset), h, roi, blur, occ, 1.5, 0.9)
     out_t, cov_t = composite_torch(torch.from_numpy(frame).permute(2, 0, 1).to(device),
-                                   pyr.colored_torch(0, device, gain, offset), h, roi, kernel,
+                                   pyr.colored_torch(0, device, gain, offset), h, roi, blur,
                                    torch.from_numpy(occ).to(device), 1.5, 0.9)
     out_t = out_t.permute(1, 2, 0).cpu().numpy()
     diff = np.abs(out_cv.astype(int) - out_t.astype(int))
-    assert diff.max() <= 3 and diff.mean() < 0.2
-    assert np.abs(cov_cv - cov_t.cpu().numpy()).max() < 0.02
+    assert diff.max() <= 5 and diff.mean() < 0.3  # uint8 rounding on the OpenCV side
+    assert cov_cv.dtype == np.uint8 and np.abs(cov_cv / 255.0 - cov_t.cpu().numpy()).max() < 0.025
 
 
 def test_composite_places_hides_and_feathers():
@@ -187,7 +192,7 @@ def test_composite_places_hides_and_feathers():
     assert np.array_equal(out[~near], frame[~near])  # outside (beyond the anti-aliased edge): untouched
     assert np.array_equal(out[:, 80:], frame[:, 80:])  # behind the occluder, away from its edge: untouched
     assert (out[50, 40] == (0, 0, 255)).all()
-    row = cov[50 - roi[1], 60 - roi[0]:80 - roi[0]]
+    row = cov[50 - roi[1], 60 - roi[0]:80 - roi[0]] / 255.0
     assert ((row > 0.05) & (row < 0.95)).sum() >= 3  # a soft edge, not a cut
     assert frame.base is None or not np.shares_memory(out, frame)
 
@@ -202,3 +207,13 @@ def test_iou_and_drawn_region():
     assert iou(b, c) == pytest.approx(4 / 12)
     assert not drawn_region(None, 4, 4).any()
     assert drawn_region(((1, 1, 3, 3), np.full((2, 2), 0.6, np.float32)), 4, 4).sum() == 4
+
+
+def test_fit_blur_local_search_follows_a_changing_blur():
+    ref = cv2.cvtColor(textured_background(96, 96, seed=8), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    weights = np.ones_like(ref)
+    near = None
+    for sigma in (0.0, 0.7, 1.2, 1.8, 1.8):  # one grid step per frame: the local search keeps up
+        cur = cv2.GaussianBlur(ref, (0, 0), sigma) if sigma else ref
+        near = fit_blur(cur, ref, weights, near=near)[:2]
+    assert near == (1.8, 0.0)

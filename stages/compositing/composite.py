@@ -2,11 +2,14 @@
 torch one (grid_sample; runs where the image tensor lives). Both touch only the region of interest.
 
 Convention: frames are (H,W,3) uint8 BGR numpy or (3,H,W) uint8 torch; the prepared ad is
-premultiplied BGRA float32 in [0,1], (h,w,4) numpy or (4,h,w) torch; `frame_from_ad` maps ad pixels
+premultiplied BGRA, (h,w,4) uint8 numpy (OpenCV works in uint8 throughout: half the memory
+traffic of float) or (4,h,w) float32 torch in [0,1]; `frame_from_ad` maps ad pixels
 to frame pixels (centres at integers); `roi` = (x0, y0, x1, y1), exclusive ends; the occluder is the
 foreground mask (H,W) (nonzero = in front of the surface); `feather` is the sigma in pixels of the
 blur that softens the occlusion edges. Both return (new frame, coverage) where coverage (roi_h,
-roi_w) float32 in [0,1] is the ad's final opacity over the ROI (alpha x visibility x opacity).
+roi_w) is the ad's final opacity over the ROI (alpha x visibility x opacity): uint8 0..255 from
+OpenCV, float32 0..1 from torch;
+`blur` is a blur.Blur (or None) applied to the warped ad in frame pixels.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ class AdPyramid:
             if min(h, w) // 2 < min_side:
                 break
             img = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        self._a8: dict[int, np.ndarray] = {}
         lab0, a0 = self.levels[0]
         self.stats = weighted_stats(lab0.reshape(-1, 3), a0.reshape(-1)) or (np.zeros(3), np.ones(3))
 
@@ -48,14 +52,23 @@ class AdPyramid:
         return k
 
     def colored(self, level: int, gain=None, offset=None) -> np.ndarray:
-        """Premultiplied BGRA float32 (h,w,4) of a level after lab' = lab * gain + offset."""
+        """Premultiplied BGRA uint8 (h,w,4) of a level after lab' = lab * gain + offset."""
         import cv2
 
         lab, alpha = self.levels[level]
         if gain is not None:
-            lab = lab * np.asarray(gain, np.float32) + np.asarray(offset, np.float32)
-        bgr = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2BGR), 0, 1)
-        return np.dstack([bgr * alpha[..., None], alpha])
+            m = np.zeros((3, 4), np.float32)
+            m[:, :3] = np.diag(np.asarray(gain, np.float32))
+            m[:, 3] = np.asarray(offset, np.float32)
+            lab = cv2.transform(lab, m)
+        bgr = cv2.convertScaleAbs(cv2.cvtColor(lab, cv2.COLOR_Lab2BGR), alpha=255.0)
+        a8 = self._alpha_u8(level)
+        return cv2.merge([*cv2.split(cv2.multiply(bgr, cv2.merge([a8, a8, a8]), scale=1 / 255.0)), a8])
+
+    def _alpha_u8(self, level: int) -> np.ndarray:
+        if level not in self._a8:
+            self._a8[level] = np.clip(self.levels[level][1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return self._a8[level]
 
     def colored_torch(self, level: int, device, gain=None, offset=None, cache: dict | None = None):
         """Like `colored`, as a (4,h,w) torch tensor on `device` (the Lab level is uploaded once)."""
@@ -81,33 +94,40 @@ def _shift(roi) -> np.ndarray:
     return np.array([[1.0, 0, -roi[0]], [0, 1.0, -roi[1]], [0, 0, 1.0]])
 
 
-def composite_cv2(image: np.ndarray, ad: np.ndarray, frame_from_ad: np.ndarray, roi, kernel=None,
+def composite_cv2(image: np.ndarray, ad: np.ndarray, frame_from_ad: np.ndarray, roi, blur=None,
                   occluder: np.ndarray | None = None, feather: float = 0.0, opacity: float = 1.0):
-    """OpenCV compositing. Convention: module docstring. The input image is not modified."""
+    """OpenCV compositing in uint8. Convention: module docstring. The input image is not modified."""
     import cv2
 
     x0, y0, x1, y1 = roi
     rw, rh = x1 - x0, y1 - y0
     warped = cv2.warpPerspective(ad, _shift(roi) @ frame_from_ad, (rw, rh), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-    if kernel is not None and kernel.shape[0] > 1:
-        warped = cv2.filter2D(warped, -1, kernel, borderType=cv2.BORDER_CONSTANT)
-    weight = np.float32(opacity)
+    if blur is not None and not blur.is_identity():
+        warped = blur.apply(warped, cv2.BORDER_CONSTANT)
+    vis = None
     if occluder is not None:
         pad = int(np.ceil(3 * feather)) if feather > 0 else 0
         H, W = occluder.shape[:2]
         ex0, ey0, ex1, ey1 = max(0, x0 - pad), max(0, y0 - pad), min(W, x1 + pad), min(H, y1 + pad)
-        m = (occluder[ey0:ey1, ex0:ex1] != 0).astype(np.float32)
+        m = occluder[ey0:ey1, ex0:ex1]
+        m = np.where(m != 0, np.uint8(255), np.uint8(0)) if m.dtype != np.uint8 or m.max() not in (0, 255) else m
         if feather > 0:
             m = cv2.GaussianBlur(m, (0, 0), feather, borderType=cv2.BORDER_REPLICATE)
-        weight = (1.0 - m[y0 - ey0:y0 - ey0 + rh, x0 - ex0:x0 - ex0 + rw]) * np.float32(opacity)
-    coverage = warped[..., 3] * weight
-    color = warped[..., :3] * (np.asarray(weight, np.float32)[..., None] if np.ndim(weight) else weight)
+        vis = cv2.bitwise_not(np.ascontiguousarray(m[y0 - ey0:y0 - ey0 + rh, x0 - ex0:x0 - ex0 + rw]))
+    if opacity < 1:
+        vis = np.full((rh, rw), 255, np.uint8) if vis is None else vis
+        vis = cv2.convertScaleAbs(vis, alpha=float(opacity))
+    color, alpha = warped[..., :3], np.ascontiguousarray(warped[..., 3])
+    if vis is not None:
+        vis3 = cv2.merge([vis, vis, vis])
+        color = cv2.multiply(color, vis3, scale=1 / 255.0)
+        alpha = cv2.multiply(alpha, vis, scale=1 / 255.0)
     out = image.copy()
-    base = out[y0:y1, x0:x1].astype(np.float32)
-    blended = base * (1.0 - coverage[..., None]) + color * 255.0
-    out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return out, coverage
+    base = out[y0:y1, x0:x1]
+    keep = cv2.bitwise_not(alpha)
+    cv2.add(cv2.multiply(base, cv2.merge([keep, keep, keep]), scale=1 / 255.0), color, dst=base)
+    return out, alpha
 
 
 def _gauss1d(sigma: float, device):
@@ -119,7 +139,7 @@ def _gauss1d(sigma: float, device):
     return k / k.sum()
 
 
-def composite_torch(image, ad, frame_from_ad: np.ndarray, roi, kernel=None, occluder=None,
+def composite_torch(image, ad, frame_from_ad: np.ndarray, roi, blur=None, occluder=None,
                     feather: float = 0.0, opacity: float = 1.0):
     """torch compositing (grid_sample). Convention: module docstring. The input is not modified."""
     import torch
@@ -136,7 +156,8 @@ def composite_torch(image, ad, frame_from_ad: np.ndarray, roi, kernel=None, occl
     uv = pts[..., :2] / pts[..., 2:3].clamp_min(1e-9)
     grid = (uv + 0.5) * torch.tensor([2.0 / w, 2.0 / h], device=device) - 1.0
     warped = F.grid_sample(ad[None], grid[None], mode="bilinear", padding_mode="zeros", align_corners=False)
-    if kernel is not None and kernel.shape[0] > 1:
+    if blur is not None and not blur.is_identity():
+        kernel = blur.kernel()
         k = torch.as_tensor(kernel, dtype=torch.float32, device=device)[None, None].expand(4, 1, -1, -1)
         warped = F.conv2d(warped, k, padding=kernel.shape[0] // 2, groups=4)
     weight = torch.full((1, 1, rh, rw), float(opacity), device=device)

@@ -31,13 +31,14 @@ def visible_truth(quad: np.ndarray, figures: np.ndarray) -> np.ndarray:
 
 def drawn_region(coverage, height: int, width: int, threshold: float = 0.5) -> np.ndarray:
     """(H,W) bool where the ad was drawn with opacity > threshold, from a placement stage's
-    `last_coverage` ((x0,y0,x1,y1), (h,w) numpy or torch coverage) or None (nothing drawn)."""
+    `last_coverage` ((x0,y0,x1,y1), (h,w) coverage: uint8 0..255, or float 0..1 numpy or torch) or
+    None (nothing drawn)."""
     out = np.zeros((height, width), bool)
     if coverage is None:
         return out
     (x0, y0, x1, y1), cov = coverage
     cov = cov if isinstance(cov, np.ndarray) else cov.detach().cpu().numpy()
-    out[y0:y1, x0:x1] = cov > threshold
+    out[y0:y1, x0:x1] = cov > (threshold * 255 if cov.dtype == np.uint8 else threshold)
     return out
 
 
