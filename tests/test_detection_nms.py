@@ -92,7 +92,7 @@ def test_select_chunks_large_batches():
     scores = torch.tensor(rng.uniform(0.5, 1, (3000, 2)).astype(np.float32))
     one = select(boxes[None], scores[None], 0.5, 0.5, max_detections=3000)[0]
     many = select(boxes[None].repeat(3, 1, 1), scores[None].repeat(3, 1, 1), 0.5, 0.5, max_detections=3000)
-    for b, s, c in many:
+    for b, _, c in many:
         assert torch.equal(b, one[0]) and torch.equal(c, one[2])
 
 
