@@ -101,6 +101,16 @@ def test_draw_flow_layer(device):
     frame.meta["flow_scale"] = 0.25
     draw_flow(canvas, frame, {"alpha": 1.0, "max_flow": 3.0})
     assert canvas[20, 30].tolist() == [0, 0, 255]               # rightwards at full saturation: red (BGR)
+    half = frame.image.copy()
+    draw_flow(half, frame, {"alpha": 1.0, "max_flow": 6.0})     # half the saturation, half the weight
+    assert np.abs(half[20, 30].astype(int) - [113.5, 113.5, 177.5]).max() <= 0.5  # 0.5 (127,127,255) + 0.5 100
+    frame.flow = torch.zeros(2, 12, 16, device=device)
+    still = frame.image.copy()
+    draw_flow(still, frame, {})                                 # no motion: the picture is untouched
+    assert (still == 100).all()
+    draw_flow(still, frame, {"blend": "uniform", "alpha": 1.0})
+    assert (still == 255).all()                                 # ... unless asked: Middlebury's white
+    frame.flow = flow
     both = frame.image.copy()
     draw_flow(both, frame, {"mode": "both", "alpha": 0.0, "arrow_color": (255, 0, 0)})
     assert (both[..., 0] > 100).any()

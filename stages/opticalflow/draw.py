@@ -100,7 +100,9 @@ def draw_flow(canvas: np.ndarray, frame, params: dict) -> None:
     arrows. Draws nothing when the frame has no flow. Frame.flow may be at a working scale
     (meta['flow_scale']); its values are full-resolution pixels either way.
     Options (params): mode 'color' | 'arrows' | 'both' (default 'color'); alpha (colour weight,
-    default 0.5); max_flow (pixels at full saturation, default: this frame's largest); step
+    default 0.6); blend 'magnitude' (default: the weight grows with |flow| / max_flow, so still
+    parts keep the picture) or 'uniform' (alpha everywhere, Middlebury's white for no motion);
+    max_flow (pixels at full saturation, default: this frame's largest); step
     (arrow spacing, pixels, default 16); arrow_scale (default 3); arrow_color (BGR, default green);
     thickness. Convention: canvas (H,W,3) uint8 BGR, drawn in place."""
     flow = _host_flow(frame)
@@ -111,11 +113,19 @@ def draw_flow(canvas: np.ndarray, frame, params: dict) -> None:
         raise ValueError(f"flow layer: mode must be 'color', 'arrows' or 'both', got {mode!r}")
     h, w = canvas.shape[:2]
     if mode in ("color", "both"):
-        colors = flow_to_color(flow, params.get("max_flow"))
+        mag = np.hypot(flow[..., 0], flow[..., 1])
+        max_flow = params.get("max_flow")
+        max_flow = float(np.nanmax(mag)) if max_flow is None and mag.size else float(max_flow or 0.0)
+        colors = flow_to_color(flow, max_flow)
+        alpha = float(params.get("alpha", 0.6))
+        if params.get("blend", "magnitude") == "magnitude":   # still parts keep the picture
+            weight = (np.clip(mag / max(max_flow, 1e-9), 0, 1) * alpha).astype(np.float32)
+        else:
+            weight = np.full(mag.shape, alpha, np.float32)
         if colors.shape[:2] != (h, w):
             colors = cv2.resize(colors, (w, h), interpolation=cv2.INTER_LINEAR)
-        alpha = float(params.get("alpha", 0.5))
-        cv2.addWeighted(colors, alpha, canvas, 1.0 - alpha, 0.0, dst=canvas)
+            weight = cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
+        canvas[...] = cv2.blendLinear(colors, canvas, weight, 1.0 - weight)
     if mode in ("arrows", "both"):
         draw_arrows(canvas, flow, int(params.get("step", 16)), float(params.get("arrow_scale", 3.0)),
                     tuple(params.get("arrow_color", (0, 255, 0))), max(1, int(params.get("thickness", 2)) // 2))
