@@ -11,6 +11,8 @@ error in pixels, pooled over frames and corners (mean, median, p95, max); frames
 after the reference where the tracker said invalid; jitter = mean per-corner change of the error
 from one frame to the next (px/frame, over consecutive valid frames); accel = mean |second
 difference| of the corners (tracked vs truth).
+
+Convention: corners (T,4,2) float64 px, NaN where unknown; valid (T,) bool; frames 0-based.
 """
 from __future__ import annotations
 

@@ -57,12 +57,14 @@ def project(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def homography_from_corners(ref_corners: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """The exact frame_from_ref mapping four reference corners onto four frame corners (3x3 float64)."""
+    """The exact frame_from_ref mapping four reference corners onto four frame corners.
+    Convention: (4,2) px each -> 3x3 float64."""
     return cv2.getPerspectiveTransform(np.float32(ref_corners).reshape(4, 2), np.float32(corners).reshape(4, 2)).astype(np.float64)
 
 
 def signed_area(corners: np.ndarray) -> float:
-    """Shoelace area of a polygon (N,2); positive when clockwise in image coordinates (y down)."""
+    """Shoelace area of a polygon. Convention: (N,2) px -> px^2, positive when clockwise in image
+    coordinates (y down)."""
     c = np.asarray(corners, np.float64).reshape(-1, 2)
     x, y = c[:, 0], c[:, 1]
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
@@ -70,9 +72,9 @@ def signed_area(corners: np.ndarray) -> float:
 
 def quad_is_sane(corners: np.ndarray, ref_area: float | None = None, max_area_ratio: float = 1.5,
                  min_area: float = 16.0) -> bool:
-    """True when `corners` (4,2) are finite, convex, keep their winding, cover at least `min_area`
-    px^2, and (given the area of the last good quad, signed) changed area by at most the factor
-    `max_area_ratio` (> 1)."""
+    """True when `corners` are finite, convex, keep their winding, cover at least `min_area` px^2,
+    and (given the signed area of the last good quad) changed area by at most `max_area_ratio`.
+    Convention: corners (4,2) px; areas px^2, signed as `signed_area`; max_area_ratio > 1."""
     c = np.asarray(corners, np.float64).reshape(-1, 2)
     if c.shape != (4, 2) or not np.all(np.isfinite(c)) or np.abs(c).max() > 1e6:
         return False
@@ -89,7 +91,8 @@ def quad_is_sane(corners: np.ndarray, ref_area: float | None = None, max_area_ra
 
 
 def polygon_mask(shape: tuple[int, int], corners: np.ndarray, erode: int = 0) -> np.ndarray:
-    """(H,W) uint8 mask, 255 inside the polygon `corners` (N,2), shrunk by `erode` px."""
+    """Convention: shape (H,W[,...]), corners (N,2) px -> (H,W) uint8 mask, 255 inside the polygon,
+    shrunk by `erode` px."""
     mask = np.zeros(shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(np.asarray(corners, np.float64) * 16).astype(np.int32).reshape(-1, 1, 2)], 255,
                  lineType=cv2.LINE_8, shift=4)

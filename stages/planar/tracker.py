@@ -88,7 +88,11 @@ def _under_mask(mask: np.ndarray | None, pts: np.ndarray, r: int) -> np.ndarray:
 
 class PlanarTracker:
     """`start(gray, corners)` on the reference frame, or `set_reference_image(ref)`, then
-    `update(gray, mask, dt)` on every following frame, in order."""
+    `update(gray, mask, dt)` on every following frame, in order.
+
+    Convention: gray (H,W) uint8; mask (H,W) numpy, nonzero = foreground; dt seconds since the
+    previous frame (for the smoother); results hold frame_from_ref 3x3 float64 and corners (4,2)
+    float32 px clockwise from top-left; `stats` counts frames, lost frames, matches, re-anchors."""
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.cfg = config or TrackerConfig()
@@ -237,8 +241,8 @@ class PlanarTracker:
         return H
 
     def _refine(self, gray, H_pred, mask):
-        """Align reference points from the reference warped by H_pred to `gray`:
-        (H, point indices, positions, inliers, ratio) or None."""
+        """Align reference points from the reference warped by H_pred to `gray`: (H, inlier pool
+        indices, their positions, inlier count, inlier ratio, tested indices, hit mask) or None."""
         cfg = self.cfg
         h, w = gray.shape
         r = cfg.refine_window // 2
