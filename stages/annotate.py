@@ -28,8 +28,12 @@ LAYERS: dict[str, str] = {
     "mask": "stages.segmentation.draw:draw_mask",  # foreground tint and outline (background stage)
     "flow": "stages.opticalflow.draw:draw_flow",  # first: a colour overlay under the boxes
     "plane": "stages.planar.draw:draw_plane",  # tracked surface outline and inlier ratio
+    "zones": "stages.activities.draw:draw_zones",  # event zones with occupancy (events stage)
+    "lines": "stages.activities.draw:draw_lines",  # counting lines with counts per direction
     "boxes": "stages.annotate:draw_boxes",
+    "activities": "stages.activities.draw:draw_activities",  # activity label under each box
     "trails": "stages.annotate:draw_trails",
+    "events": "stages.activities.draw:draw_events",  # the most recent events, bottom left
     "hud": "stages.annotate:draw_hud",
 }
 

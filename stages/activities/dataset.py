@@ -53,6 +53,7 @@ class FrameResult:
     truth: object = None
     gt_track: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     events: list = field(default_factory=list)
+    fps: float = 30.0
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -195,24 +196,48 @@ def build_stages(detector: str, activity_params=None, *, seed: int = 0, flow: bo
     return chain
 
 
-def run_scene(spec: SceneSpec, chain, *, iou_min: float = 0.5, device: str = "cpu"):
-    """Run the chain over a generated scene; yield a FrameResult per frame."""
+def scene_frames(spec):
+    """(size, fps, iterator of (image, FrameTruth)) of a SceneSpec (rendered in memory) or of a
+    generated street scene on disk (path of its .mp4 / .json / stem)."""
     import scenes
+
+    if isinstance(spec, SceneSpec):
+        return spec.size, float(spec.fps), scenes.render_street(spec.seed, spec.size, spec.n_frames, spec.fps,
+                                                                spec.noise, 0, spec.n_figures)
+    truth = scenes.load_street(spec)
+    if truth.video_path is None:
+        raise FileNotFoundError(f"{spec}: the scene's .mp4 is missing")
+
+    def frames():
+        import av
+
+        with av.open(str(truth.video_path)) as container:
+            for t, f in enumerate(container.decode(video=0)):
+                if t >= truth.n_frames:
+                    break
+                yield f.to_ndarray(format="bgr24"), truth.frames[t]
+    return truth.size, truth.fps, frames()
+
+
+def run_scene(spec, chain, *, iou_min: float = 0.5, device: str = "cpu"):
+    """Run the chain over a scene (SceneSpec or a path); yield a FrameResult per frame."""
     from pipeline.frame import Frame
 
-    ctx = _context(spec.size, spec.fps, device)
+    size, fps, frames = scene_frames(spec)
+    ctx = _context(size, fps, device)
     for st in chain:
         st.setup(ctx)
     activity = next((st for st in chain if getattr(st, "type_name", "") == "activity"), None)
     try:
-        for t, (img, truth) in enumerate(scenes.render_street(spec.seed, spec.size, spec.n_frames, spec.fps,
-                                                              spec.noise, 0, spec.n_figures)):
-            frame = Frame(t, t / spec.fps, img)
+        for t, (img, truth) in enumerate(frames):
+            frame = Frame(t, t / fps, img)
             for st in chain:
                 if isinstance(st, GroundTruthBoxes):
                     st.truth = truth
                 frame = st.process(frame)
-            yield _result(frame, truth, activity, iou_min)
+            result = _result(frame, truth, activity, iou_min)
+            result.fps = fps
+            yield result
     finally:
         for st in chain:
             st.close()
