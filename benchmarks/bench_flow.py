@@ -3,7 +3,8 @@
 1. Horn-Schunck at 640x480 with 3 warps x 100 Jacobi iterations (one pyramid level, bilinear
    warping, no median: the same algorithm on both sides) in torch against the straightforward
    numpy implementation of the same equations (stages/opticalflow/reference_numpy.py, float64,
-   the paper's update written as is), checking they agree; torch with 1 and 2 threads.
+   the paper's update written as is), checking they agree; torch with 1 and 2 threads. Then the
+   Jacobi iterations alone, with a numpy version tuned for speed beside them, for context.
 2. The video setting: the `flow` stage with its defaults (scale 0.25, warm start, 2 levels x 30
    iterations) on a 640x360 clip with exact flow (scenes.flow), per-frame cost and accuracy for
    every method, with 12 boxes of per-track statistics; one torch thread per stage, as the runner
@@ -77,6 +78,44 @@ def bench_solver(repeat: int, compile: bool) -> None:
         print(f"   {name:<26} {s:8.3f} {s / 0.3:13.2f} {numpy_s / s:9.1f} {diffs:>20} {epe(results[name + ' flow']):7.3f}")
 
 
+def numpy_tuned(ex, ey, et, alpha, iterations):
+    """The same iteration in numpy written for speed: float32, the denominator once, in-place."""
+    ex, ey, et = (np.asarray(m, np.float32) for m in (ex, ey, et))
+    denom = (alpha * alpha + ex * ex + ey * ey).astype(np.float32)
+    a, b, c = ex / denom, ey / denom, et / denom
+    u, v = np.zeros_like(ex), np.zeros_like(ex)
+    for _ in range(iterations):
+        ub, vb = ref.hs_average(u).astype(np.float32), ref.hs_average(v).astype(np.float32)
+        p = ex * ub
+        p += ey * vb
+        p += et
+        u, v = ub - a * p, vb - b * p
+    return np.stack([u, v])
+
+
+def bench_jacobi(repeat: int) -> None:
+    rng = np.random.default_rng(0)
+    ex, ey, et = (rng.normal(0, 10, (480, 640)) for _ in range(3))
+    tx = [torch.tensor(m[None, None], dtype=torch.float32) for m in (ex, ey, et)]
+    n = 50
+    rows = {"numpy reference, as written (float64)": lambda: ref.hs_iterate(ex, ey, et, 8.0, n),
+            "numpy tuned (float32, denominator once)": lambda: numpy_tuned(ex, ey, et, 8.0, n)}
+    out = {}
+    for _ in range(repeat):
+        for name, fn in rows.items():
+            out.setdefault(name, []).append(best(fn, 1)[0])
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                out.setdefault(f"torch, {threads} thread(s)", []).append(best(lambda: hs.hs_jacobi(*tx, 8.0, n), 1)[0])
+    torch.set_num_threads(1)
+    base = min(out["numpy reference, as written (float64)"])
+    print(f"\n   Jacobi iterations alone, 640x480, {n} iterations, best of {repeat}")
+    print(f"   {'implementation':<42} {'ms/iteration':>13} {'speed-up':>9}")
+    for name, times in out.items():
+        print(f"   {name:<42} {min(times) / n * 1000:13.2f} {base / min(times):9.1f}")
+
+
 def bench_video(frames: int) -> None:
     from pipeline.frame import Detections, Frame
     from pipeline.params import build_or_raise
@@ -119,6 +158,7 @@ def main() -> int:
     args = ap.parse_args()
     print(f"# torch {torch.__version__}, numpy {np.__version__}, {torch.get_num_threads()} default threads")
     bench_solver(args.repeat, args.compile)
+    bench_jacobi(args.repeat)
     bench_video(args.frames)
     return 0
 

@@ -156,6 +156,7 @@ class FlowStage(Stage):
         self._reset()
         self.pairs = 0
         self.resets = 0
+        self.graph_failure = None
 
     def _reset(self) -> None:
         self._prev = None        # previous working-scale grey image (tensor, or uint8 array for OpenCV)
@@ -228,6 +229,10 @@ class FlowStage(Stage):
                 return frame
             flow = self._compute(prev, cur)
             self._prev_flow = flow
+            if self.device.type == "cuda" and self.graph_failure is None:
+                from stages.opticalflow.horn_schunck import cuda_graph_failure
+
+                self.graph_failure = cuda_graph_failure()
             self.pairs += 1
             if self._opencv is not None:
                 flow = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))
@@ -248,5 +253,8 @@ class FlowStage(Stage):
         return frame
 
     def summary(self) -> dict:
-        return {"method": self.params.method, "scale": self.params.scale, "pairs": self.pairs,
-                "resets": self.resets, "device": str(self.device)}
+        out = {"method": self.params.method, "scale": self.params.scale, "pairs": self.pairs,
+               "resets": self.resets, "device": str(self.device)}
+        if self.graph_failure:
+            out["cuda_graph"] = f"off ({self.graph_failure})"
+        return out

@@ -151,7 +151,8 @@ class _GraphedJacobi:
             bufs.step()
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: other stages' threads may use the GPU while this one captures
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             for _ in range(iterations):
                 bufs.step()
         self.result = bufs.buf
@@ -166,7 +167,15 @@ _LOCAL = threading.local()   # graphs per thread: each stage thread replays its 
 MAX_GRAPHS = 16
 
 
-def _graphed(shape, dtype, device, iterations: int) -> _GraphedJacobi:
+def cuda_graph_failure() -> str | None:
+    """Why CUDA-graph capture failed in this thread (then the steps run eagerly), or None."""
+    return getattr(_LOCAL, "graph_failure", None)
+
+
+def _graphed(shape, dtype, device, iterations: int) -> _GraphedJacobi | None:
+    """The thread's captured graph for this problem size, or None (eager) when capture failed."""
+    if getattr(_LOCAL, "graph_failure", None):
+        return None
     cache = getattr(_LOCAL, "graphs", None)
     if cache is None:
         cache = _LOCAL.graphs = {}
@@ -175,8 +184,13 @@ def _graphed(shape, dtype, device, iterations: int) -> _GraphedJacobi:
     if runner is None:
         if len(cache) >= MAX_GRAPHS:
             cache.pop(next(iter(cache)))
-        with torch.inference_mode(False), torch.no_grad():   # plain tensors: usable in and out of inference mode
-            runner = cache[key] = _GraphedJacobi(shape, dtype, device, iterations)
+        try:
+            with torch.inference_mode(False), torch.no_grad():   # plain tensors: usable in and out of inference mode
+                runner = cache[key] = _GraphedJacobi(shape, dtype, device, iterations)
+        except Exception as exc:  # noqa: BLE001 - not capturable here: stay eager, say why
+            _LOCAL.graph_failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            torch.cuda.synchronize(device)
+            return None
     return runner
 
 
@@ -254,8 +268,9 @@ def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float
             flow = _compiled(count)(flow, a0, a1, cf)
             done += count
         return flow
-    if cuda_graph and ex.device.type == "cuda":
-        return _graphed((n_b, 2, h, w), ex.dtype, ex.device, iterations)(a0, a1, cf, flow0)
+    runner = _graphed((n_b, 2, h, w), ex.dtype, ex.device, iterations) if cuda_graph and ex.is_cuda else None
+    if runner is not None:
+        return runner(a0, a1, cf, flow0)
     bufs = _buffers((n_b, 2, h, w), ex.dtype, ex.device)
     bufs.load(a0, a1, cf, flow0)
     for _ in range(iterations):
