@@ -26,8 +26,9 @@ from stages.opticalflow.methods import METHODS, OPENCV_METHODS
 
 @dataclass
 class HornSchunckParams:
-    alpha: float = param(8.0, gt=0, doc="smoothness weight, grey levels (0..255 images)")
-    iterations: int = param(30, ge=1, le=10000, doc="Jacobi iterations per warp")
+    alpha: float = param(15.0, gt=0, doc="smoothness weight, grey levels (0..255 images; eval flow's "
+                         "full-resolution default is 8)")
+    iterations: int = param(20, ge=1, le=10000, doc="Jacobi iterations per warp")
     warps: int = param(1, ge=1, le=20, doc="re-linearisations per pyramid level")
     levels: int = param(2, ge=1, le=12, doc="pyramid levels (with warm start few are needed)")
     factor: float = param(0.5, gt=0, lt=1, doc="pyramid downscale per level")

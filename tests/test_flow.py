@@ -71,7 +71,7 @@ def test_output_full(device):
 def test_warm_start_converges_faster():
     errs = {}
     for warm in (True, False):
-        stage = make({"scale": 0.5, "warm_start": warm, "horn_schunck": {"iterations": 5, "levels": 1}})
+        stage = make({"scale": 0.5, "warm_start": warm, "horn_schunck": {"iterations": 5, "levels": 1, "alpha": 8.0}})
         frames = [Frame(i, i / 30, im) for i, im in enumerate(clip(6, d=(0.6, 0.3)))]
         for f in frames:
             stage.process(f)
