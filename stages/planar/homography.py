@@ -14,8 +14,9 @@ METHODS = {"ransac": cv2.RANSAC, "usac": cv2.USAC_DEFAULT, "magsac": cv2.USAC_MA
 
 
 def find_homography(src: np.ndarray, dst: np.ndarray, threshold: float = 3.0, method: str = "ransac",
-                    confidence: float = 0.995, max_iters: int = 2000) -> tuple[np.ndarray | None, np.ndarray]:
-    """Robust dst_from_src homography and its inlier mask.
+                    confidence: float = 0.995, max_iters: int = 2000, polish: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """Robust dst_from_src homography and its inlier mask; `polish` refits by least squares on the
+    inliers, tightened to the residuals' own scale (3 sigma, at least 0.25 px).
 
     Convention: src, dst (N,2) pixels, threshold > 0 in pixels (reprojection error); returns
     (H 3x3 float64 or None, inliers (N,) bool). None when fewer than 4 points or no model."""
@@ -32,7 +33,7 @@ def find_homography(src: np.ndarray, dst: np.ndarray, threshold: float = 3.0, me
     if H is None or mask is None or not np.all(np.isfinite(H)) or abs(H[2, 2]) < 1e-12:
         return None, np.zeros(n, bool)
     inliers = mask.ravel().astype(bool)
-    for _ in range(2):  # polish: least squares on the inliers, tightened to the residuals' own scale
+    for _ in range(2 if polish else 0):  # least squares on the inliers, tightened to their own scale
         if inliers.sum() < 8:
             break
         H2, _ = cv2.findHomography(src[inliers], dst[inliers], 0)

@@ -225,16 +225,21 @@ class PlanarTracker:
         if self._prev is None or len(self._act_idx) < 4:
             return None
         step = max(1, len(self._act_idx) // 60)           # 60 spread points predict well enough
-        idx, p0 = self._act_idx[::step], np.ascontiguousarray(self._act_pts[::step])
-        p1, st, _ = cv2.calcOpticalFlowPyrLK(self._prev, gray, p0, None, winSize=(cfg.lk_window, cfg.lk_window),
-                                             maxLevel=cfg.lk_levels, criteria=_CRITERIA)
-        p1 = p1.reshape(-1, 2)
+        idx, p0 = self._act_idx[::step], self._act_pts[::step]
         h, w = gray.shape
+        pad = (cfg.lk_window // 2 + 2) * 2 ** cfg.lk_levels  # the motion LK can find, about
+        x0, y0 = np.maximum(np.floor(p0.min(0)) - pad, 0).astype(int)
+        x1, y1 = np.minimum(np.ceil(p0.max(0)) + pad, (w, h)).astype(int)
+        off = np.float32((x0, y0))
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(self._prev[y0:y1, x0:x1], gray[y0:y1, x0:x1], np.ascontiguousarray(p0 - off),
+                                             None, winSize=(cfg.lk_window, cfg.lk_window), maxLevel=cfg.lk_levels,
+                                             criteria=_CRITERIA)
+        p1 = p1.reshape(-1, 2) + off
         ok = (st.ravel() == 1) & np.isfinite(p1).all(1) & (p1[:, 0] >= 0) & (p1[:, 1] >= 0) \
             & (p1[:, 0] < w) & (p1[:, 1] < h) & ~_under_mask(mask, p1, cfg.lk_window // 2)
         if ok.sum() < 6:
             return None
-        H, inl = find_homography(self._pool[idx[ok]], p1[ok], 2 * cfg.ransac_threshold, cfg.ransac_method)
+        H, inl = find_homography(self._pool[idx[ok]], p1[ok], 2 * cfg.ransac_threshold, cfg.ransac_method, polish=False)
         if H is None or inl.sum() < max(6, min(cfg.min_inliers, len(idx) // 2), 0.3 * ok.sum()) \
                 or not quad_is_sane(project(H, self.ref_corners), self._last_area, cfg.max_area_change):
             return None
@@ -284,7 +289,7 @@ class PlanarTracker:
             return None
         n_in = int(inl.sum())
         keep = np.flatnonzero(ok)[inl]
-        if cfg.photometric:
+        if cfg.photometric and self.stats["frames"] % 3 == 0:  # lighting changes slowly: refit every 3rd frame
             self._update_gain(raw_warped, cur, p0[keep], p1[keep] - np.float32((x0, y0)))
         hit = np.zeros(len(idx), bool)
         hit[keep] = True
