@@ -126,26 +126,47 @@ def evaluate_placement(frames: Iterable, truths: Iterable[dict], *, background: 
             "pooled_iou": inter / union if union else 1.0, "per_frame": per_frame, "invalid_frames": invalid}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Score placement on a generated billboard scene (true planes or the planar tracker)."""
+def _clip(args):
+    """(frames, truths) of a written billboard scene (`--scene`) or a freshly generated one."""
     import scenes
 
-    parser = argparse.ArgumentParser(description="visible-ad IoU on a generated billboard scene")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--size", default="640x360")
-    parser.add_argument("--noise", type=float, default=2.0)
-    parser.add_argument("--tracker", action="store_true", help="track the plane (planar_track) instead of the truth")
-    parser.add_argument("--compensate", default="homography", choices=("homography", "plane", "none"))
-    parser.add_argument("--truth-mask", action="store_true", help="occlude with the true figure masks (upper bound)")
-    args = parser.parse_args(argv)
+    if args.scene:
+        from stages.planar.evaluate import read_frames
+
+        truth = scenes.load_billboard(args.scene)
+        if truth.video_path is None:
+            raise SystemExit(f"--scene {args.scene}: no video next to its ground truth")
+        frames = list(read_frames(str(truth.video_path)))[: truth.n_frames]
+        truths = [{"corners": truth.corners[t], "frame_from_ref": truth.homographies[t], "mask": truth.mask(t)}
+                  for t in range(len(frames))]
+        return frames, truths
     w, h = (int(v) for v in args.size.lower().split("x"))
     clip = list(scenes.render_billboard(args.seed, (w, h), args.frames, noise=args.noise))
-    truths = [t for _, t in clip]
+    return [img for img, _ in clip], [t for _, t in clip]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score placement on a billboard scene: a written one (--scene) or a generated one."""
+    parser = argparse.ArgumentParser(description="visible-ad IoU (drawn ad vs poster minus figures) on a billboard scene")
+    parser.add_argument("--scene", help="a written billboard scene, e.g. 'billboard' (sample_videos) or a path stem")
+    parser.add_argument("--seed", type=int, default=0, help="generated scene: seed")
+    parser.add_argument("--frames", type=int, default=150, help="generated scene: frames")
+    parser.add_argument("--size", default="640x360", help="generated scene: WIDTHxHEIGHT")
+    parser.add_argument("--noise", type=float, default=2.0, help="generated scene: sensor noise")
+    parser.add_argument("--tracker", action="store_true", help="track the plane (planar_track) instead of the truth")
+    parser.add_argument("--compensate", default="homography", choices=("homography", "plane", "none"))
+    parser.add_argument("--scale", type=float, default=0.5, help="background processing scale")
+    parser.add_argument("--shadows", action="store_true", help="background: detect shadows (off: generated scenes have none)")
+    parser.add_argument("--truth-mask", action="store_true", help="occlude with the true figure masks (upper bound)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    frames, truths = _clip(args)
     tracker = {"corners": [[float(x), float(y)] for x, y in truths[0]["corners"]]} if args.tracker else None
-    background = "truth" if args.truth_mask else {"compensate": args.compensate}
-    frames = [img for img, _ in clip]
-    result = evaluate_placement(frames, truths, background=background, tracker=tracker)
+    background = "truth" if args.truth_mask else {"compensate": args.compensate, "scale": args.scale,
+                                                   "shadows": args.shadows}
+    if tracker is not None and args.compensate == "plane" and not args.truth_mask:
+        raise SystemExit("--compensate plane needs the plane before the background stage; use homography with --tracker")
+    result = evaluate_placement(frames, truths, background=background, tracker=tracker, device=args.device)
     print(f"frames {result['frames']}  mean IoU {result['mean_iou']:.4f}  min {result['min_iou']:.4f}  "
           f"pooled {result['pooled_iou']:.4f}  invalid {len(result['invalid_frames'])}")
     return 0
