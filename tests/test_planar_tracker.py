@@ -146,13 +146,25 @@ def test_reanchors_after_a_lost_spell():
     assert err.max() < 0.3
 
 
-def test_locates_a_reference_image_by_matching():
+@pytest.mark.parametrize("upscale", [1, 5])
+def test_locates_a_reference_image_by_matching(upscale):
     seq = make_sequence(n=12, seed=7)
     tracker = PlanarTracker(TrackerConfig(smoothing="none", detector="orb"))
-    tracker.set_reference_image(_gray(seq.poster))
+    picture = _gray(seq.poster)
+    if upscale > 1:  # a big picture is tracked at <= 1024 px, frame_from_ref still maps its own pixels
+        picture = cv2.resize(picture, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
+    tracker.set_reference_image(picture)
     out = [tracker.update(_gray(f)) for f in seq.frames]
     assert all(r.valid for r in out)
-    assert corner_errors(np.array([r.corners for r in out]), seq.corners).max() < 0.5
+    h, w = picture.shape
+    picture_corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], float)
+    ph, pw = seq.poster.shape[:2]
+    poster_corners = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], float)
+    in_poster = (picture_corners + 0.5) / upscale - 0.5        # pixel centres of the resized picture
+    truth = np.array([project(cv2.getPerspectiveTransform(np.float32(poster_corners), np.float32(c)), in_poster)
+                      for c in seq.corners])
+    assert corner_errors(np.array([r.corners for r in out]), truth).max() < 0.5
+    assert corner_errors(project(out[-1].frame_from_ref, picture_corners), out[-1].corners).max() < 1e-3
 
 
 def test_follows_a_brightness_ramp():

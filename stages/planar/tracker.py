@@ -119,11 +119,19 @@ class PlanarTracker:
         self._accept(np.eye(3), idx[keep], self._pool[keep], 1.0)
         return self._result(np.eye(3), True, 1.0, int(keep.sum()), dt=0.0)
 
-    def set_reference_image(self, ref_gray: np.ndarray) -> None:
+    def set_reference_image(self, ref_gray: np.ndarray, max_size: int = 1024) -> None:
         """A picture of the surface: its corners are the image's corner pixels; it is located in the
-        following frames by feature matching."""
+        following frames by feature matching. A picture larger than `max_size` px is tracked at that
+        size; frame_from_ref still maps the picture's own pixels."""
         h, w = ref_gray.shape[:2]
-        self._set_reference(ref_gray, [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], None)
+        scale = min(1.0, max_size / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            ref_gray = cv2.resize(ref_gray, size, interpolation=cv2.INTER_AREA)
+        sh, sw = ref_gray.shape[:2]
+        self._set_reference(ref_gray, [[0, 0], [sw - 1, 0], [sw - 1, sh - 1], [0, sh - 1]], None)
+        # small_from_picture: corner pixel to corner pixel
+        self._out_from_ref = np.diag([(sw - 1) / max(w - 1, 1), (sh - 1) / max(h - 1, 1), 1.0])
 
     def _set_reference(self, gray, corners, mask) -> None:
         cfg = self.cfg
@@ -133,6 +141,7 @@ class PlanarTracker:
         if corners.shape != (4, 2) or not quad_is_sane(corners):
             raise ValueError(f"corners: expected 4 [x, y] points forming a convex quad, got {corners.tolist()}")
         self.ref_corners, self._ref_area = corners, signed_area(corners)
+        self._out_from_ref = np.eye(3)
         self._ref_pyr = [gray]
         while len(self._ref_pyr) < 5 and min(self._ref_pyr[-1].shape) >= 32:
             self._ref_pyr.append(cv2.pyrDown(self._ref_pyr[-1]))
@@ -364,5 +373,5 @@ class PlanarTracker:
         if valid and self._smoother is not None:
             corners = self._smoother(raw, dt)
             H_out = homography_from_corners(self.ref_corners, corners)
-        return TrackResult(np.asarray(H_out, np.float64), np.float32(corners), bool(valid), float(ratio), int(n_in),
-                           np.float32(raw), reanchored)
+        return TrackResult(np.asarray(H_out @ self._out_from_ref, np.float64), np.float32(corners), bool(valid),
+                           float(ratio), int(n_in), np.float32(raw), reanchored)
