@@ -24,7 +24,8 @@ def _run(seq, config=None, masks=True, period=0.04):
     out = []
     for i, frame in enumerate(seq.frames):
         mask = seq.masks[i] if masks and seq.masks[i].any() else None
-        out.append(tracker.start(_gray(frame), seq.corners[0], mask) if i == 0 else tracker.update(_gray(frame), mask, period))
+        gray = _gray(frame)
+        out.append(tracker.start(gray, seq.corners[0], mask) if i == 0 else tracker.update(gray, mask, period))
     return tracker, out
 
 
@@ -96,7 +97,10 @@ def test_one_euro_smooths_rest_and_follows_motion():
     out = np.array([f(x, 0.04) for x in still])
     assert out[20:].std(axis=0).mean() < 0.5 * still[20:].std(axis=0).mean()
     ramp = np.arange(100)[:, None, None] * 4.0 + np.zeros((100, 4, 2))   # 100 px/s
-    lag = lambda beta: np.abs(np.array([g(x, 0.04) for g in [OneEuroFilter(1.0, beta, 20.0)] for x in ramp]) - ramp)[50:].max()
+
+    def lag(beta):
+        f = OneEuroFilter(1.0, beta, 20.0)
+        return np.abs(np.array([f(x, 0.04) for x in ramp]) - ramp)[50:].max()
     assert lag(3.0) < 0.2 < 2.0 < lag(0.0)       # speed-keyed: no lag on fast motion
     with pytest.raises(ValueError, match="min_cutoff"):
         OneEuroFilter(min_cutoff=0)
@@ -186,5 +190,9 @@ def test_bad_references_and_arguments_are_refused():
         PlanarTracker().start(np.full((240, 320), 128, np.uint8), SQUARE + 50)
     with pytest.raises(ValueError, match="odd"):
         PlanarTracker(TrackerConfig(lk_window=20))
+    with pytest.raises(ValueError, match="smoothing"):
+        PlanarTracker(TrackerConfig(smoothing="kalman"))
+    with pytest.raises(ValueError, match="ransac_method"):
+        PlanarTracker(TrackerConfig(ransac_method="magic"))
     with pytest.raises(RuntimeError, match="start"):
         PlanarTracker().update(img)

@@ -14,7 +14,8 @@ METHODS = {"ransac": cv2.RANSAC, "usac": cv2.USAC_DEFAULT, "magsac": cv2.USAC_MA
 
 
 def find_homography(src: np.ndarray, dst: np.ndarray, threshold: float = 3.0, method: str = "ransac",
-                    confidence: float = 0.995, max_iters: int = 2000, polish: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+                    confidence: float = 0.995, max_iters: int = 2000,
+                    polish: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Robust dst_from_src homography and its inlier mask; `polish` refits by least squares on the
     inliers, tightened to the residuals' own scale (3 sigma, at least 0.25 px).
 
@@ -60,7 +61,8 @@ def project(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def homography_from_corners(ref_corners: np.ndarray, corners: np.ndarray) -> np.ndarray:
     """The exact frame_from_ref mapping four reference corners onto four frame corners.
     Convention: (4,2) px each -> 3x3 float64."""
-    return cv2.getPerspectiveTransform(np.float32(ref_corners).reshape(4, 2), np.float32(corners).reshape(4, 2)).astype(np.float64)
+    src, dst = np.float32(ref_corners).reshape(4, 2), np.float32(corners).reshape(4, 2)
+    return cv2.getPerspectiveTransform(src, dst).astype(np.float64)
 
 
 def signed_area(corners: np.ndarray) -> float:

@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from .features import BINARY, Matcher, detect, make_detector
-from .homography import find_homography, homography_from_corners, polygon_mask, project, quad_is_sane, signed_area
+from .homography import (METHODS, find_homography, homography_from_corners, polygon_mask, project, quad_is_sane,
+                         signed_area)
 from .smoothing import OneEuroFilter
 
 
@@ -99,6 +100,10 @@ class PlanarTracker:
         for name in ("lk_window", "refine_window"):
             if getattr(self.cfg, name) < 5 or getattr(self.cfg, name) % 2 == 0:
                 raise ValueError(f"{name}: expected an odd number >= 5, got {getattr(self.cfg, name)}")
+        if self.cfg.smoothing not in ("one_euro", "none"):
+            raise ValueError(f"smoothing: expected 'one_euro' or 'none', got {self.cfg.smoothing!r}")
+        if self.cfg.ransac_method not in METHODS:
+            raise ValueError(f"ransac_method: expected one of {', '.join(METHODS)}, got {self.cfg.ransac_method!r}")
         self._detector = make_detector(self.cfg.detector, self.cfg.max_features)
         # a whole frame holds more than the surface: search it with twice the keypoints
         self._frame_detector = make_detector(self.cfg.detector, 2 * self.cfg.max_features)
@@ -317,7 +322,8 @@ class PlanarTracker:
             h, w = img.shape
             x = np.clip(np.rint(pts[:, 0]).astype(np.int64), r, w - r - 1)
             y = np.clip(np.rint(pts[:, 1]).astype(np.int64), r, h - r - 1)
-            box = integral[y + r + 1, x + r + 1] - integral[y - r, x + r + 1] - integral[y + r + 1, x - r] + integral[y - r, x - r]
+            box = (integral[y + r + 1, x + r + 1] - integral[y - r, x + r + 1]
+                   - integral[y + r + 1, x - r] + integral[y - r, x - r])
             means.append(box / float((2 * r + 1) ** 2))
         a, b = means
         if len(a) < 8 or np.ptp(a) < 10:
