@@ -137,8 +137,16 @@ def write_csv(path, corners: np.ndarray, valid: np.ndarray) -> None:
             f.write(f"{i},{xs},{int(bool(v))}\n")
 
 
+def video_fps(path) -> float:
+    """Nominal frame rate of a video file (30 when unknown)."""
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return float(fps) if fps and 1 <= fps <= 1000 else 30.0
+
+
 def evaluate(frames, corners: np.ndarray, config: TrackerConfig | None = None, reference_frame: int = 0,
-             masks=None, sift_reference: bool = True, sift_every: int = 1) -> dict:
+             masks=None, sift_reference: bool = True, sift_every: int = 1, fps: float = 30.0) -> dict:
     """Track the surface through `frames` (BGR iterable); also the offline SIFT reference (on every
     `sift_every`-th frame, NaN on the others). Returns tracked (T,4,2), valid (T,), reference
     (T,4,2) or None, ms (per-frame tracker times) and the tracker's stats."""
@@ -156,7 +164,7 @@ def evaluate(frames, corners: np.ndarray, config: TrackerConfig | None = None, r
             continue
         t0 = time.perf_counter()
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        result = tracker.start(gray, corners, mask) if i == reference_frame else tracker.update(gray, mask, 0.04)
+        result = tracker.start(gray, corners, mask) if i == reference_frame else tracker.update(gray, mask, 1.0 / fps)
         ms.append((time.perf_counter() - t0) * 1e3)
         tracked.append(result.corners if result.corners is not None else np.full((4, 2), np.nan))
         valid.append(result.valid)
@@ -228,7 +236,7 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     res = evaluate(read_frames(args.video, args.max_frames), corners, config, args.reference_frame,
-                   gt_masks if args.gt_masks else None, not args.no_sift, args.sift_every)
+                   gt_masks if args.gt_masks else None, not args.no_sift, args.sift_every, video_fps(args.video))
     if args.out:
         write_csv(args.out, res["tracked"], res["valid"])
     if args.reference_out and res["reference"] is not None:
