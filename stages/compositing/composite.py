@@ -156,10 +156,16 @@ def composite_torch(image, ad, frame_from_ad: np.ndarray, roi, blur=None, occlud
     uv = pts[..., :2] / pts[..., 2:3].clamp_min(1e-9)
     grid = (uv + 0.5) * torch.tensor([2.0 / w, 2.0 / h], device=device) - 1.0
     warped = F.grid_sample(ad[None], grid[None], mode="bilinear", padding_mode="zeros", align_corners=False)
-    if blur is not None and not blur.is_identity():
-        kernel = blur.kernel()
-        k = torch.as_tensor(kernel, dtype=torch.float32, device=device)[None, None].expand(4, 1, -1, -1)
-        warped = F.conv2d(warped, k, padding=kernel.shape[0] // 2, groups=4)
+    if blur is not None and not blur.is_identity():  # as blur.apply: the line, then a separable Gaussian
+        line = blur.line
+        if line is not None:
+            k = torch.as_tensor(line, dtype=torch.float32, device=device)[None, None].expand(4, 1, -1, -1)
+            warped = F.conv2d(warped, k, padding=line.shape[0] // 2, groups=4)
+        if blur.sigma >= 0.05:
+            g = _gauss1d(blur.sigma, device)
+            r = g.numel() // 2
+            warped = F.conv2d(warped, g.view(1, 1, 1, -1).expand(4, 1, 1, -1), padding=(0, r), groups=4)
+            warped = F.conv2d(warped, g.view(1, 1, -1, 1).expand(4, 1, -1, 1), padding=(r, 0), groups=4)
     weight = torch.full((1, 1, rh, rw), float(opacity), device=device)
     if occluder is not None:
         pad = int(np.ceil(3 * feather)) if feather > 0 else 0
