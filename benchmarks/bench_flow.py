@@ -93,7 +93,7 @@ def numpy_tuned(ex, ey, et, alpha, iterations):
     return np.stack([u, v])
 
 
-def bench_jacobi(repeat: int) -> None:
+def bench_jacobi(repeat: int, compile: bool) -> None:
     rng = np.random.default_rng(0)
     ex, ey, et = (rng.normal(0, 10, (480, 640)) for _ in range(3))
     tx = [torch.tensor(m[None, None], dtype=torch.float32) for m in (ex, ey, et)]
@@ -108,6 +108,12 @@ def bench_jacobi(repeat: int) -> None:
             torch.set_num_threads(threads)
             with torch.inference_mode():
                 out.setdefault(f"torch, {threads} thread(s)", []).append(best(lambda: hs.hs_jacobi(*tx, 8.0, n), 1)[0])
+        if compile:
+            torch.set_num_threads(1)
+            with torch.inference_mode():
+                hs.hs_jacobi(*tx, 8.0, 1, compile=True)            # compiled before timing
+                out.setdefault("torch.compile, 1 thread", []).append(
+                    best(lambda: hs.hs_jacobi(*tx, 8.0, n, compile=True), 1)[0])
     torch.set_num_threads(1)
     base = min(out["numpy reference, as written (float64)"])
     print(f"\n   Jacobi iterations alone, 640x480, {n} iterations, best of {repeat}")
@@ -158,7 +164,7 @@ def main() -> int:
     args = ap.parse_args()
     print(f"# torch {torch.__version__}, numpy {np.__version__}, {torch.get_num_threads()} default threads")
     bench_solver(args.repeat, args.compile)
-    bench_jacobi(args.repeat)
+    bench_jacobi(args.repeat, args.compile)
     bench_video(args.frames)
     return 0
 

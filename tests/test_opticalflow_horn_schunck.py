@@ -126,6 +126,20 @@ def test_cuda_graph_replay_equals_eager(device):
         torch.testing.assert_close(graphed, eager, atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # torch's own, on importing the compiler
+def test_compiled_step_equals_eager(device):
+    import shutil
+
+    if device == "cpu" and not (shutil.which("cc") or shutil.which("gcc") or shutil.which("g++")):
+        pytest.skip("torch.compile on the CPU needs a C++ compiler")
+    a, b = translated_pair(24, 32, 0.4, 0.2)
+    ex, ey, et = hs.hs_derivatives(as_tensor(a, device), as_tensor(b, device))
+    flow0 = torch.randn(1, 2, 24, 32, device=device)
+    eager = hs.hs_jacobi(ex, ey, et, 8.0, 7, flow0)
+    torch.testing.assert_close(hs.hs_jacobi(ex, ey, et, 8.0, 7, flow0, compile=True), eager, atol=1e-5, rtol=0)
+
+
 def test_warp_matches_numpy_and_known_shift(device):
     a, _ = translated_pair(24, 30, 0, 0)
     rng = np.random.default_rng(0)

@@ -130,6 +130,14 @@ class _Buffers:
         rows[0].copy_(rows[1])
         self.parity ^= 1
 
+    def step_with(self, core) -> None:
+        """One step by `core(buf, a0, a1, cf, out)` (the compiled _step_core), then the border."""
+        _, _, _, out, cols, rows = self.views[self.parity]
+        core(self.pair[self.parity], self.a0, self.a1, self.cf, out)
+        cols[0].copy_(cols[1])
+        rows[0].copy_(rows[1])
+        self.parity ^= 1
+
     def flow(self, buf=None) -> torch.Tensor:
         buf = self.buf if buf is None else buf
         return buf.view(-1, 2, self.h + 2, self.s)[..., 1:-1, 1:-1].contiguous()
@@ -215,27 +223,25 @@ def _buffers(shape, dtype, device) -> _Buffers:
     return bufs
 
 
-def _fused_steps(flow: torch.Tensor, a0, a1, cf, count: int) -> torch.Tensor:
-    """`count` Jacobi steps written as whole-tensor expressions, for torch.compile to fuse into one
-    kernel per step. Same arithmetic as _Buffers.step."""
-    for _ in range(count):
-        p = F.pad(flow, (1, 1, 1, 1), mode="replicate")
-        s = p[..., :-2] + 2.0 * p[..., 1:-1] + p[..., 2:]
-        m = s[..., :-2, :] + 2.0 * s[..., 1:-1, :] + s[..., 2:, :] - 4.0 * flow
-        flow = cf + a0 * m[:, 0:1] + a1 * m[:, 1:2]
-    return flow
+def _step_core(buf, a0, a1, cf, out) -> None:
+    """One Jacobi step on the flat padded layout as a single expression, written into `out` (the
+    other buffer's interior): torch.compile fuses it into one kernel. Same arithmetic as
+    _Buffers.step (weights 1 at corners, 2 at edges, 0 at the centre = 12 x the average)."""
+    n, l = buf.shape[-1], out.shape[-1]
+    s = (n - l - 2) // 2
+    corners = buf[..., 0:l] + buf[..., 2:l + 2] + buf[..., 2 * s:2 * s + l] + buf[..., 2 * s + 2:2 * s + 2 + l]
+    edges = buf[..., 1:l + 1] + buf[..., s:s + l] + buf[..., s + 2:s + 2 + l] + buf[..., 2 * s + 1:2 * s + 1 + l]
+    m = corners + 2.0 * edges
+    out.copy_(cf + a0 * m[:, 0:1] + a1 * m[:, 1:2])
 
 
-_COMPILED: dict[int, object] = {}
-COMPILE_CHUNK = 10
+_COMPILED: list = []
 
 
-def _compiled(count: int):
-    fn = _COMPILED.get(count)
-    if fn is None:
-        fn = torch.compile(lambda f, a0, a1, cf: _fused_steps(f, a0, a1, cf, count), dynamic=False)
-        _COMPILED[count] = fn
-    return fn
+def _compiled_step():
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(_step_core, dynamic=False))
+    return _COMPILED[0]
 
 
 def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float, iterations: int,
@@ -245,7 +251,7 @@ def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float
     cuda_graph=True (CUDA tensors only; ignored elsewhere) captures the steps once per shape and
     iteration count and replays them (per thread). compile=True fuses each step into one kernel
     with torch.compile (needs a C++ compiler on the CPU, Triton on CUDA; the first call per shape
-    compiles). Convention: ex, ey, et (B,1,H,W) float; alpha > 0 in grey levels; flow0 (B,2,H,W)
+    compiles, and past torch._dynamo's cache_size_limit of shapes it runs uncompiled). Convention: ex, ey, et (B,1,H,W) float; alpha > 0 in grey levels; flow0 (B,2,H,W)
     pixels -> flow (B,2,H,W) pixels."""
     if alpha <= 0:
         raise ValueError(f"hs_jacobi: alpha must be > 0, got {alpha}")
@@ -261,13 +267,12 @@ def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float
     a0, a1, cf = _coefficients(ex, ey, et, float(alpha))
     flow0 = flow0.to(ex.dtype)
     if compile:
-        flow = flow0.contiguous()
-        done = 0
-        while done < iterations:
-            count = COMPILE_CHUNK if iterations - done >= COMPILE_CHUNK else 1
-            flow = _compiled(count)(flow, a0, a1, cf)
-            done += count
-        return flow
+        bufs = _buffers((n_b, 2, h, w), ex.dtype, ex.device)
+        bufs.load(a0, a1, cf, flow0)
+        step = _compiled_step()
+        for _ in range(iterations):
+            bufs.step_with(step)
+        return bufs.flow()
     runner = _graphed((n_b, 2, h, w), ex.dtype, ex.device, iterations) if cuda_graph and ex.is_cuda else None
     if runner is not None:
         return runner(a0, a1, cf, flow0)
