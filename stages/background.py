@@ -161,7 +161,7 @@ class BackgroundStage(Stage):
             x = downscale(to_batch(frame.image_tensor(self.device)), p.scale)
         if self.canvas is not None:
             _, cur_from_prev = self._motion_step(frame, small)
-            fg = self.canvas.apply(to_batch(x), cur_from_prev)
+            fg = self.canvas.apply(small if self.device == "cpu" else to_batch(x), cur_from_prev)
         else:
             fg, _ = self.model.apply(x)
         fg = clean(fg, p.open_size, p.close_size)

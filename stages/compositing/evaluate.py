@@ -57,7 +57,8 @@ def evaluate_placement(frames: Iterable, truths: Iterable[dict], *, background: 
     frames: BGR uint8 images; truths: dicts with `corners` (4,2), `frame_from_ref` (3,3), `mask`
     (H,W) bool figures (as scenes.render_billboard yields). background / placement / tracker: stage
     params as in YAML; background "truth" occludes with the true figure masks (the compositing's own
-    upper bound), None with nothing; tracker None uses the true planes.
+    upper bound), None with nothing; tracker None uses the true planes (else the tracker runs after
+    the background stage, or before it when the background compensates with the plane).
     The ad defaults to an opaque generated one (so drawn region = surface, not the logo's shape).
     `skip` frames at the start are run but not scored. Returns mean/min/pooled IoU, per-frame IoUs
     and the frames where the plane was invalid."""
@@ -88,7 +89,9 @@ def evaluate_placement(frames: Iterable, truths: Iterable[dict], *, background: 
             from stages.planar_track import PlanarTrackStage
 
             tracker_stage = PlanarTrackStage(build_or_raise(PlanarTrackStage.Params, tracker, "tracker"))
-            stages.append(tracker_stage)
+            # compensate: plane needs the plane first (the tracker then runs without a mask)
+            plane_first = isinstance(background, dict) and background.get("compensate") == "plane"
+            stages.insert(0 if plane_first else len(stages), tracker_stage)
         place = PlacementStage(build_or_raise(PlacementStage.Params, {**(placement or {}), "image": ad_path}, "placement"))
         stages.append(place)
         per_frame, invalid, inter, union, context = [], [], 0, 0, None
@@ -164,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     tracker = {"corners": [[float(x), float(y)] for x, y in truths[0]["corners"]]} if args.tracker else None
     background = "truth" if args.truth_mask else {"compensate": args.compensate, "scale": args.scale,
                                                    "shadows": args.shadows}
-    if tracker is not None and args.compensate == "plane" and not args.truth_mask:
-        raise SystemExit("--compensate plane needs the plane before the background stage; use homography with --tracker")
     result = evaluate_placement(frames, truths, background=background, tracker=tracker, device=args.device)
     print(f"frames {result['frames']}  mean IoU {result['mean_iou']:.4f}  min {result['min_iou']:.4f}  "
           f"pooled {result['pooled_iou']:.4f}  invalid {len(result['invalid_frames'])}")

@@ -106,15 +106,22 @@ class GaussianBackground:
         self.state[:, 3:4] = self.var_init
         self.state[:, 5:8] = x
 
-    def apply(self, image: torch.Tensor, learn: bool = True, valid: torch.Tensor | None = None):
+    def ensure(self, batch: int, height: int, width: int, device) -> None:
+        """Allocate an empty model (every pixel unseen) unless one of this size exists."""
+        if self.state is None or tuple(self.state.shape) != (batch, 9, height, width) or self.state.device != torch.device(device):
+            self.state = torch.zeros((batch, 9, height, width), dtype=torch.float32, device=device)
+            self.state[:, 3:4] = self.var_init
+
+    def apply(self, image: torch.Tensor, learn: bool = True, valid: torch.Tensor | None = None, window=None):
         """Classify then (if `learn`) update. `valid` (B,1,H,W) bool marks pixels observed in this
-        image (None = all); others are neither classified nor learned. Returns (fg, shadow) as
-        (B,H,W) bool tensors."""
+        image (None = all); others are neither classified nor learned. `window` (y0, y1, x0, x1):
+        the image covers only that part of an existing model (see `ensure`). Returns (fg, shadow)
+        as (B,H,W) bool tensors."""
         x = to_batch(image)
-        if self.state is None or self.state.shape[0] != x.shape[0] or self.state.shape[2:] != x.shape[2:] \
-                or self.state.device != x.device:
+        if window is None and (self.state is None or self.state.shape[0] != x.shape[0]
+                               or self.state.shape[2:] != x.shape[2:] or self.state.device != x.device):
             self._init_state(x)
-        s = self.state
+        s = self.state if window is None else self.state[:, :, window[0]:window[1], window[2]:window[3]]
         mean, var, age = s[:, 0:3], s[:, 3:4], s[:, 4:5]
         diff = x - mean
         d2 = _csum(diff * diff)
@@ -139,12 +146,12 @@ class GaussianBackground:
             shadow &= fg
             fg &= ~shadow
         if learn:
-            self._update(x, diff, d2, fg, shadow, known, valid)
+            self._update(s, x, diff, d2, fg, shadow, known, valid)
         return fg[:, 0], (torch.zeros_like(fg) if shadow is None else shadow)[:, 0]
 
-    def _update(self, x, diff, d2, fg, shadow, known, valid) -> None:
-        """In-place update, written for few passes over memory (the CPU cost is bandwidth)."""
-        s = self.state
+    def _update(self, s, x, diff, d2, fg, shadow, known, valid) -> None:
+        """In-place update of the state (view) `s`, written for few passes over memory (the CPU
+        cost is bandwidth)."""
         mean, var, age, cand, hits = s[:, 0:3], s[:, 3:4], s[:, 4:5], s[:, 5:8], s[:, 8:9]
         moving = fg if shadow is None else fg | shadow
         rate = (age + 1.0).reciprocal_().clamp_(min=self.rate)

@@ -33,14 +33,15 @@ class FrameMotion:
     returns cur_from_prev (3x3 float64), or None on the first frame or when the fit fails (fewer
     than `min_inliers` points agree; the frame becomes the keyframe)."""
 
-    def __init__(self, max_points: int = 300, min_distance: int = 7, ransac_px: float = 1.0,
-                 min_inliers: int = 12, rekey_ratio: float = 0.6) -> None:
+    def __init__(self, max_points: int = 150, min_distance: int = 7, ransac_px: float = 1.0,
+                 min_inliers: int = 12, rekey_ratio: float = 0.6, window: int = 15, levels: int = 2) -> None:
         if max_points < 8:
             raise ValueError(f"max_points: expected >= 8, got {max_points}")
         if not 0 < rekey_ratio <= 1:
             raise ValueError(f"rekey_ratio: expected 0 < x <= 1, got {rekey_ratio}")
         self.max_points, self.min_distance = max_points, min_distance
         self.ransac_px, self.min_inliers, self.rekey_ratio = ransac_px, min_inliers, rekey_ratio
+        self.window, self.levels = window, levels
         self.key = self.key_pts = self.prev_from_key = None
         self.inlier_ratio = 0.0
         self.keyframes = 0
@@ -64,8 +65,8 @@ class FrameMotion:
             return None
         pts = self.key_pts
         guess = cv2.perspectiveTransform(pts.astype(np.float64), self.prev_from_key).astype(np.float32)
-        nxt, status, _ = cv2.calcOpticalFlowPyrLK(self.key, gray, pts, guess, winSize=(21, 21), maxLevel=3,
-                                                  flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+        nxt, status, _ = cv2.calcOpticalFlowPyrLK(self.key, gray, pts, guess, winSize=(self.window, self.window),
+                                                  maxLevel=self.levels, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         ok = status.reshape(-1) == 1
         h = inl = None
         if ok.sum() >= self.min_inliers:
