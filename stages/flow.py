@@ -14,7 +14,7 @@ float32 full-resolution pixels per frame, from integral images (one pass for all
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -91,11 +91,16 @@ class FlowParams:
                         "(meta flow_scale) or upsampled to the full frame size")
     track_stats: bool = param(True, doc="per-box flow mean/std/magnitude into detections.data")
     device: str = param("auto", doc="auto (the pipeline's) | cpu | cuda | cuda:N; OpenCV methods run on the host")
-    horn_schunck: HornSchunckParams = field(default_factory=HornSchunckParams)
-    horn_schunck_classic: HornSchunckClassicParams = field(default_factory=HornSchunckClassicParams)
-    lucas_kanade: LucasKanadeParams = field(default_factory=LucasKanadeParams)
-    farneback: FarnebackParams = field(default_factory=FarnebackParams)
-    dis: DisParams = field(default_factory=DisParams)
+    horn_schunck: HornSchunckParams = param(default_factory=HornSchunckParams, doc="coarse-to-fine HS: alpha, "
+                                            "iterations, warps, levels, factor, presmooth, median, derivatives, "
+                                            "interpolation, cuda_graph")
+    horn_schunck_classic: HornSchunckClassicParams = param(default_factory=HornSchunckClassicParams,
+                                                           doc="the 1981 method: alpha, iterations, cuda_graph")
+    lucas_kanade: LucasKanadeParams = param(default_factory=LucasKanadeParams, doc="dense LK: sigma, levels, "
+                                            "factor, warps, reg, presmooth, median, interpolation")
+    farneback: FarnebackParams = param(default_factory=FarnebackParams, doc="OpenCV Farneback: pyr_scale, levels, "
+                                       "winsize, iterations, poly_n, poly_sigma")
+    dis: DisParams = param(default_factory=DisParams, doc="OpenCV DIS: preset")
 
 
 def box_flow_stats(flow, xyxy: np.ndarray, frame_size: tuple[int, int]):

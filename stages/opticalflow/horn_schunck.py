@@ -251,8 +251,9 @@ def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float
     cuda_graph=True (CUDA tensors only; ignored elsewhere) captures the steps once per shape and
     iteration count and replays them (per thread). compile=True fuses each step into one kernel
     with torch.compile (needs a C++ compiler on the CPU, Triton on CUDA; the first call per shape
-    compiles, and past torch._dynamo's cache_size_limit of shapes it runs uncompiled). Convention: ex, ey, et (B,1,H,W) float; alpha > 0 in grey levels; flow0 (B,2,H,W)
-    pixels -> flow (B,2,H,W) pixels."""
+    compiles, and past torch._dynamo's cache_size_limit of shapes it runs uncompiled).
+    Convention: ex, ey, et (B,1,H,W) float; alpha > 0 in grey levels; flow0 (B,2,H,W) pixels ->
+    flow (B,2,H,W) pixels."""
     if alpha <= 0:
         raise ValueError(f"hs_jacobi: alpha must be > 0, got {alpha}")
     if iterations < 0:
@@ -289,7 +290,7 @@ def horn_schunck_classic(image1: torch.Tensor, image2: torch.Tensor, *, alpha: f
     """The 1981 method as published: cube-average derivatives, weighted-average Laplacian, Jacobi
     iterations from flow0 (zero, or the previous frame's flow). Single scale: reliable for motions
     below about a pixel. Convention: (B,1,H,W) float grey levels (alpha in the same units) ->
-    (B,2,H,W) float32 pixels, channel 0 = dx."""
+    (B,2,H,W) float32 pixels, channel 0 = dx; compile, cuda_graph: see hs_jacobi."""
     check_images("horn_schunck_classic", image1, image2)
     ex, ey, et = hs_derivatives(image1, image2)
     return hs_jacobi(ex, ey, et, alpha, iterations, flow0, compile=compile, cuda_graph=cuda_graph)
