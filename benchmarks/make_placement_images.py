@@ -1,5 +1,5 @@
 """The README's before/after pair for product placement: one frame of the generated billboard
-sample (sample_videos/billboard.mp4) as filmed, and after background -> planar_track -> placement
+sample (sample_videos/billboard.mp4) as filmed, and after planar_track -> background -> placement
 (the chain of configs/placement.yaml, run up to that frame so that the trackers are warm).
 
     python benchmarks/make_placement_images.py [--frame 90] [--width 480] [--out docs/images]
@@ -46,8 +46,9 @@ def main(argv=None) -> int:
     frames = list(read_frames(str(ROOT / config["source"]), args.frame + 1))
     h, w = frames[0].shape[:2]
     context = StageContext("cpu", SourceInfo("sample", w, h, 30.0, False), threading.Event(), logging.getLogger("images"))
-    chain = [cls(build_or_raise(cls.Params, params[cls.type_name], cls.type_name))
-             for cls in (BackgroundStage, PlanarTrackStage, PlacementStage)]
+    classes = {c.type_name: c for c in (BackgroundStage, PlanarTrackStage, PlacementStage)}
+    chain = [classes[s["type"]](build_or_raise(classes[s["type"]].Params, params[s["type"]], s["type"]))
+             for s in config["stages"] if s["type"] in classes]  # in the config's order
     for stage in chain:
         stage.setup(context)
     for i, img in enumerate(frames):
