@@ -130,3 +130,52 @@ def test_mask_layer_tints_and_outlines_foreground():
     assert tuple(out[10, 30]) != (50, 50, 178)  # outline on the border
     frame.mask = None
     assert np.array_equal(draw_mask(canvas.copy(), frame, {}), canvas)
+
+
+@pytest.fixture(scope="module")
+def street_clip():
+    """60 frames of the generated street scene (static camera) with the union of the figures' masks."""
+    import scenes
+
+    out = []
+    for img, truth in scenes.render_street(0, (640, 360), 60, noise=2.0, masks=True):
+        gt = np.zeros(img.shape[:2], bool)
+        for x0, y0, patch in truth.masks:
+            h, w = patch.shape
+            ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(640, x0 + w), min(360, y0 + h)
+            if ix1 > ix0 and iy1 > iy0:
+                gt[iy0:iy1, ix0:ix1] |= patch[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+        out.append((img, gt))
+    return out
+
+
+def test_street_scene_figures_are_recovered_better_than_mog2(street_clip):
+    scores = {}
+    for name, raw in (("torch", {}), ("mog2", {"backend": "mog2"})):
+        stage = make_stage(**raw)
+        ious = []
+        for t, (img, gt) in enumerate(street_clip):
+            mask = stage.process(Frame(t, t / 30, img)).mask
+            if t >= 30:  # every model is still learning the first second (figures stand in frame 0)
+                ious.append(iou(mask > 0, gt))
+        scores[name] = float(np.mean(ious))
+    assert scores["torch"] > 0.55, scores
+    assert scores["torch"] > scores["mog2"] + 0.03, scores
+
+
+def test_canvas_host_and_torch_paths_agree():
+    import torch
+
+    from stages.segmentation.canvas import CanvasBackground
+    from stages.segmentation.gaussian import GaussianBackground
+
+    host, dev = CanvasBackground(GaussianBackground()), CanvasBackground(GaussianBackground())
+    agree = []
+    for t, (img, gt, frame_from_world) in enumerate(pan(25)):
+        step = None if t == 0 else np.array([[1, 0, -4.0], [0, 1, -0.5], [0, 0, 1]])  # cur_from_prev
+        a = host.apply(img, step)
+        b = dev.apply(torch.from_numpy(img).permute(2, 0, 1)[None].float(), step)
+        if t >= 12:
+            agree.append(iou(a[0].numpy(), b[0].numpy()))
+            assert iou(a[0].numpy(), gt) > 0.85
+    assert np.mean(agree) > 0.95 and host.rebases == dev.rebases >= 1
