@@ -4,7 +4,7 @@ against exact ground truth, side by side in one process.
     OMP_NUM_THREADS=1 python benchmarks/bench_background.py [--repeat 3] [--frames 150]
 
 Clips (generated, exact figure masks): the street scene (static camera) and the billboard scene
-(moving camera). Quality: IoU of the mask with the union of the true figure masks per frame
+(moving camera; its true planes are given to `compensate: plane`). Quality: IoU of the mask with the union of the true figure masks per frame
 (street; frames before 30 excluded: every model is still learning), and for the billboard the
 visible-poster IoU (poster minus mask vs poster minus figures: what placement needs). Time: the
 stage thread's CPU time per `process` call (time.thread_time; robust to the shared, loaded box).
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.frame import Frame  # noqa: E402
+from pipeline.frame import Frame, Plane  # noqa: E402
 from pipeline.params import build_or_raise  # noqa: E402
 from pipeline.stage import SourceInfo, StageContext  # noqa: E402
 from stages.background import BackgroundStage  # noqa: E402
@@ -33,7 +33,8 @@ from stages.compositing.evaluate import iou, quad_mask  # noqa: E402
 STATIC = [("torch (default, scale 0.5)", {}), ("torch, scale 1.0", {"scale": 1.0}),
           ("torch, no shadows", {"shadows": False}), ("mog2 (scale 0.5)", {"backend": "mog2"}),
           ("knn (scale 0.5)", {"backend": "knn"})]
-MOVING = [("torch, compensate: homography", {"compensate": "homography", "shadows": False}),
+MOVING = [("torch, compensate: plane (true planes)", {"compensate": "plane", "shadows": False}),
+          ("torch, compensate: homography", {"compensate": "homography", "shadows": False}),
           ("torch, compensate: homography, slack", {"compensate": "homography", "shadows": False, "slack": True}),
           ("torch, compensate: none", {"shadows": False}), ("mog2 (cannot compensate)", {"backend": "mog2"})]
 
@@ -48,22 +49,23 @@ def street(n: int):
             ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(640, x0 + w), min(360, y0 + h)
             if ix1 > ix0 and iy1 > iy0:
                 gt[iy0:iy1, ix0:ix1] |= patch[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
-        yield img, gt, None
+        yield img, gt, None, None
 
 
 def billboard(n: int):
     import scenes
 
     for img, truth in scenes.render_billboard(0, (640, 360), n, noise=2.0):
-        yield img, truth["mask"], quad_mask(truth["corners"], 360, 640)
+        yield img, truth["mask"], quad_mask(truth["corners"], 360, 640), Plane(truth["frame_from_ref"], truth["corners"], True, 1.0)
 
 
 def run(raw: dict, clip) -> tuple[np.ndarray, np.ndarray]:
     stage = BackgroundStage(build_or_raise(BackgroundStage.Params, raw))
     stage.setup(StageContext("cpu", SourceInfo("bench", 640, 360, 30.0, False), threading.Event(), logging.getLogger("b")))
     times, scores = [], []
-    for i, (img, gt, poster) in enumerate(clip):
+    for i, (img, gt, poster, plane) in enumerate(clip):
         frame = Frame(i, i / 30.0, img)
+        frame.plane = plane
         t0 = time.thread_time()
         stage.process(frame)
         times.append(time.thread_time() - t0)
