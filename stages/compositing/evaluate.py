@@ -148,9 +148,9 @@ def _clip(args):
     return [img for img, _ in clip], [t for _, t in clip]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Score placement on a billboard scene: a written one (--scene) or a generated one."""
-    parser = argparse.ArgumentParser(description="visible-ad IoU (drawn ad vs poster minus figures) on a billboard scene")
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `vidpipe eval placement` / `python -m stages.compositing.evaluate`."""
+    parser.description = "visible-ad IoU (drawn ad vs poster minus figures) on a billboard scene"
     parser.add_argument("--scene", help="a written billboard scene, e.g. 'billboard' (sample_videos) or a path stem")
     parser.add_argument("--seed", type=int, default=0, help="generated scene: seed")
     parser.add_argument("--frames", type=int, default=150, help="generated scene: frames")
@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shadows", action="store_true", help="background: detect shadows (off: generated scenes have none)")
     parser.add_argument("--truth-mask", action="store_true", help="occlude with the true figure masks (upper bound)")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
+
+
+def run(args) -> int:
     frames, truths = _clip(args)
     tracker = {"corners": [[float(x), float(y)] for x, y in truths[0]["corners"]]} if args.tracker else None
     background = "truth" if args.truth_mask else {"compensate": args.compensate, "scale": args.scale,
@@ -171,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"frames {result['frames']}  mean IoU {result['mean_iou']:.4f}  min {result['min_iou']:.4f}  "
           f"pooled {result['pooled_iou']:.4f}  invalid {len(result['invalid_frames'])}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
