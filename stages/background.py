@@ -160,7 +160,7 @@ class BackgroundStage(Stage):
         else:
             x = downscale(to_batch(frame.image_tensor(self.device)), p.scale)
         if self.canvas is not None:
-            _, cur_from_prev = self._motion_step(frame, small)
+            cur_from_prev = self._motion_step(frame, small)
             fg = self.canvas.apply(small if self.device == "cpu" else to_batch(x), cur_from_prev)
         else:
             fg, _ = self.model.apply(x)
@@ -172,8 +172,8 @@ class BackgroundStage(Stage):
         self._fg_sum += float(fg.float().mean()) if self._frames % 10 == 0 else 0.0
         return self._upsample(fg[0], height, width)
 
-    def _motion_step(self, frame: Frame, small) -> tuple[bool, np.ndarray | None]:
-        """(known, cur_from_prev at processing scale): known False = start afresh."""
+    def _motion_step(self, frame: Frame, small) -> np.ndarray | None:
+        """cur_from_prev at processing scale, or None: motion unknown, the model starts afresh."""
         from stages.segmentation.motion import rescale_homography
 
         p = self.params
@@ -183,15 +183,15 @@ class BackgroundStage(Stage):
             cur_from_prev = self.motion.update(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), self._ignore)
             if cur_from_prev is None and self._frames > 0:
                 self._motion_lost += 1
-            return cur_from_prev is not None, cur_from_prev
+            return cur_from_prev
         plane = frame.plane
         usable = plane is not None and plane.valid and plane.frame_from_ref is not None
         prev, self._prev_plane = self._prev_plane, (plane.frame_from_ref if usable else None)
         if not (usable and prev is not None):
             if self._frames > 0:
                 self._motion_lost += 1
-            return False, None
-        return True, rescale_homography(plane.frame_from_ref @ np.linalg.inv(prev), p.scale)
+            return None
+        return rescale_homography(plane.frame_from_ref @ np.linalg.inv(prev), p.scale)
 
     def _upsample(self, fg, height: int, width: int):
         import torch

@@ -3,9 +3,11 @@
 - `gaussian.GaussianBackground`: per-pixel running Gaussian with an adaptive learning rate and a
   MOG2-style shadow test, batched over (B,3,H,W);
 - `morphology`: erosion, dilation, opening and closing through max-pooling;
-- `motion`: frame-to-frame homography from sparse features and warping of the model's state, for
-  a moving camera;
-- `masks`: box masks from detections and the host/device mask conversions.
+- `canvas`: the moving-camera model, kept on a canvas each frame is registered to (resampled once);
+- `motion`: camera motion between frames from sparse features against a keyframe (no drift
+  between keyframes), sampling grids;
+- `masks`: the Frame.mask convention, host/device conversions, box masks from detections;
+- `draw`: the annotate layer `mask` (foreground tint and outline).
 
 Nothing here imports `pipeline`.
 """
