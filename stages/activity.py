@@ -33,14 +33,14 @@ from stages.activities.rules import Hysteresis, RuleClassifier, RuleThresholds
 @dataclass
 class RulesParams:
     run_speed: float = param(1.15, gt=0, doc="running at or above this speed, body heights per second")
-    walk_speed: float = param(0.32, gt=0, doc="walking at or above this speed (bh/s)")
-    move_speed: float = param(0.17, gt=0, doc="below walk_speed: loitering at or above this speed (or with "
+    walk_speed: float = param(0.34, gt=0, doc="walking at or above this speed (bh/s)")
+    move_speed: float = param(0.14, gt=0, doc="below walk_speed: loitering at or above this speed (or with "
                               "moving legs), else standing or waving (bh/s)")
-    wave_energy: float = param(0.2, gt=0, doc="waving when slow and the motion energy of the upper box exceeds "
+    wave_energy: float = param(0.25, gt=0, doc="waving when slow and the motion energy of the upper box exceeds "
                                "the lower box's by this much (contrast units per frame at 30 fps)")
-    leg_energy: float = param(0.77, gt=0, doc="loitering when slow but the lower box's motion energy (legs) is "
+    leg_energy: float = param(0.52, gt=0, doc="loitering when slow but the lower box's motion energy (legs) is "
                               "at least this")
-    loiter_extent: float = param(0.13, gt=0, doc="loitering also when, for loiter_s, the foot point stayed "
+    loiter_extent: float = param(0.12, gt=0, doc="loitering also when, for loiter_s, the foot point stayed "
                                  "within this RMS radius (body heights) while moving a little")
     loiter_s: float = param(3.0, gt=0, doc="seconds of history the long-stay loitering rule needs (<= long_s)")
     softness: float = param(0.15, gt=0, le=2, doc="width of each threshold's soft step, as a fraction of it")
@@ -64,6 +64,9 @@ class ActivityParams:
     hysteresis_margin: float = param(0.6, gt=0, le=1, doc="a new label is taken at once when its score beats "
                                      "the current label's by this much")
     use_flow: bool = param(True, doc="use the flow stage's output when present (in-box flow spread)")
+    compensate_camera: bool = param(True, doc="with dense flow: positions are taken relative to the background "
+                                    "(the median flow, summed over frames), so a panning camera does not make "
+                                    "everyone walk")
     motion_energy: bool = param(True, doc="limb motion from the frame difference inside each box (crops "
                                 "resized to 16x40; about 20 us a box)")
     events: bool = param(True, doc="emit activity_start / activity_end events")
@@ -126,6 +129,7 @@ class ActivityStage(Stage):
                                                             r.softness), p.long_s)
         self.labels = tuple(self.classifier.labels)
         self._prev_image = None
+        self._camera = np.zeros(2)  # summed background motion (px), see compensate_camera
         self.extractor.reset()
         self.hysteresis.reset()
         self.history: dict[int, np.ndarray] = {}
@@ -153,6 +157,14 @@ class ActivityStage(Stage):
             return np.concatenate([spread[:, None], spread[:, None], mean, np.ones((len(rows), 1), np.float32)], 1)
         return None
 
+    def _camera_shift(self, flow) -> np.ndarray:
+        """Add this frame's background motion (median flow over a sparse grid) to the running sum."""
+        step = max(1, int(flow.shape[1]) // 45)
+        grid = flow[:, ::step, ::step]
+        grid = grid.cpu().numpy() if not isinstance(grid, np.ndarray) else grid
+        self._camera += np.median(grid.reshape(2, -1), axis=1)
+        return self._camera
+
     def _sequences(self, ids, feats) -> np.ndarray:
         t = int(self.classifier.history)
         if t == 1:
@@ -172,16 +184,19 @@ class ActivityStage(Stage):
         self.frames += 1
         dets = frame.detections
         events = []
+        camera = self._camera
+        if self.params.compensate_camera and self.params.use_flow and frame.flow is not None:
+            camera = self._camera_shift(frame.flow)
         if dets is None or dets.track_id is None or len(dets) == 0:
             rows, ids, feats = np.zeros(0, int), np.zeros(0, np.int64), self.extractor.update(frame.time, [], [])
         else:
             rows = self._rows(dets)
             ids = dets.track_id[rows]
+            boxes = dets.xyxy[rows] - np.tile(camera, 2).astype(np.float32)
             energy = None
             if self.params.motion_energy:
                 energy = box_motion_energy(self._prev_image, frame.image, dets.xyxy[rows])
-            feats = self.extractor.update(frame.time, ids, dets.xyxy[rows], self._flow_stats(frame, dets, rows),
-                                          energy)
+            feats = self.extractor.update(frame.time, ids, boxes, self._flow_stats(frame, dets, rows), energy)
         if self.params.motion_energy:
             self._prev_image = frame.image
         for tid in ids.tolist():

@@ -89,3 +89,12 @@ def test_motion_energy_top_only_when_an_arm_moves():
     e = box_motion_energy(prev, cur, np.array([[40, 20, 60, 100]], np.float32))[0]
     assert e[2] == 1 and e[0] > 0.5 and e[1] == 0.0
     assert box_motion_energy(None, cur, np.zeros((1, 4))).tolist() == [[0, 0, 0]]
+
+
+def test_motion_energy_skips_overlapped_boxes():
+    rng = np.random.default_rng(1)
+    prev = rng.integers(0, 255, (100, 200, 3)).astype(np.uint8)
+    cur = 255 - prev
+    boxes = np.array([[10, 10, 40, 90], [30, 10, 60, 90], [120, 10, 150, 90]], np.float32)
+    e = box_motion_energy(prev, cur, boxes)
+    assert e[:2].tolist() == [[0, 0, 0], [0, 0, 0]] and e[2, 2] == 1 and e[2, 0] > 0

@@ -35,11 +35,11 @@ class RuleThresholds:
     """Thresholds of the rule classifier (see the module docstring). Units: bh/s, bh, s."""
 
     run_speed: float = 1.15
-    walk_speed: float = 0.32
-    move_speed: float = 0.17
-    wave_energy: float = 0.2
-    leg_energy: float = 0.77
-    loiter_extent: float = 0.13
+    walk_speed: float = 0.34
+    move_speed: float = 0.14
+    wave_energy: float = 0.25
+    leg_energy: float = 0.52
+    loiter_extent: float = 0.12
     loiter_s: float = 3.0
     softness: float = 0.15
 
