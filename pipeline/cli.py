@@ -18,7 +18,8 @@ from .params import suggest
 # Commands that live with their area: a module exposing configure(parser) and run(args) -> int.
 EXTERNAL = {
     "eval": {"mot": "stages.tracking.evaluate", "flow": "stages.opticalflow.evaluate",
-             "planar": "stages.planar.evaluate", "activity": "stages.activities.evaluate"},
+             "planar": "stages.planar.evaluate", "activity": "stages.activities.evaluate",
+             "placement": "stages.compositing.evaluate"},
     "train": {"activity": "stages.activities.train"},
     "generate": {"": "scenes.cli"},
     "bench": {"": "pipeline.bench"},
