@@ -44,6 +44,8 @@ class RulesParams:
                                  "within this RMS radius (body heights) while moving a little")
     loiter_s: float = param(3.0, gt=0, doc="seconds of history the long-stay loitering rule needs (<= long_s)")
     softness: float = param(0.15, gt=0, le=2, doc="width of each threshold's soft step, as a fraction of it")
+    depth_deadzone: float = param(0.6, gt=0, doc="speed towards the camera (from the box's growth) counts only "
+                                  "above this (bh/s): box-height noise and a waving arm also scale the box")
 
 
 @dataclass
@@ -63,6 +65,8 @@ class ActivityParams:
     hysteresis_k: int = param(6, ge=1, le=300, doc="frames in a row a new label must win before it is taken")
     hysteresis_margin: float = param(0.6, gt=0, le=1, doc="a new label is taken at once when its score beats "
                                      "the current label's by this much")
+    focal: float = param(0.9, gt=0, le=20, doc="camera focal length in image widths (0.9: about a 58 degree "
+                         "horizontal view); turns a box's growth into speed towards the camera")
     use_flow: bool = param(True, doc="use the flow stage's output when present (in-box flow spread)")
     compensate_camera: bool = param(True, doc="with dense flow: positions are taken relative to the background "
                                     "(the median flow, summed over frames), so a panning camera does not make "
@@ -126,10 +130,11 @@ class ActivityStage(Stage):
             r = p.rules
             self.classifier = RuleClassifier(RuleThresholds(r.run_speed, r.walk_speed, r.move_speed, r.wave_energy,
                                                             r.leg_energy, r.loiter_extent, r.loiter_s,
-                                                            r.softness), p.long_s)
+                                                            r.softness, r.depth_deadzone), p.long_s)
         self.labels = tuple(self.classifier.labels)
         self._prev_image = None
         self._camera = np.zeros(2)  # summed background motion (px), see compensate_camera
+        self._step = np.zeros(2)    # this frame's background motion
         self.extractor.reset()
         self.hysteresis.reset()
         self.history: dict[int, np.ndarray] = {}
@@ -162,7 +167,8 @@ class ActivityStage(Stage):
         step = max(1, int(flow.shape[1]) // 45)
         grid = flow[:, ::step, ::step]
         grid = grid.cpu().numpy() if not isinstance(grid, np.ndarray) else grid
-        self._camera += np.median(grid.reshape(2, -1), axis=1)
+        self._step = np.median(grid.reshape(2, -1), axis=1)
+        self._camera += self._step
         return self._camera
 
     def _sequences(self, ids, feats) -> np.ndarray:
@@ -184,7 +190,7 @@ class ActivityStage(Stage):
         self.frames += 1
         dets = frame.detections
         events = []
-        camera = self._camera
+        camera, self._step = self._camera, np.zeros(2)
         if self.params.compensate_camera and self.params.use_flow and frame.flow is not None:
             camera = self._camera_shift(frame.flow)
         if dets is None or dets.track_id is None or len(dets) == 0:
@@ -195,8 +201,9 @@ class ActivityStage(Stage):
             boxes = dets.xyxy[rows] - np.tile(camera, 2).astype(np.float32)
             energy = None
             if self.params.motion_energy:
-                energy = box_motion_energy(self._prev_image, frame.image, dets.xyxy[rows])
-            feats = self.extractor.update(frame.time, ids, boxes, self._flow_stats(frame, dets, rows), energy)
+                energy = box_motion_energy(self._prev_image, frame.image, dets.xyxy[rows], shift=self._step)
+            feats = self.extractor.update(frame.time, ids, boxes, self._flow_stats(frame, dets, rows), energy,
+                                          self.params.focal * frame.shape[1])
         if self.params.motion_energy:
             self._prev_image = frame.image
         for tid in ids.tolist():

@@ -98,3 +98,16 @@ def test_motion_energy_skips_overlapped_boxes():
     boxes = np.array([[10, 10, 40, 90], [30, 10, 60, 90], [120, 10, 150, 90]], np.float32)
     e = box_motion_energy(prev, cur, boxes)
     assert e[:2].tolist() == [[0, 0, 0], [0, 0, 0]] and e[2, 2] == 1 and e[2, 0] > 0
+
+
+def test_depth_speed_from_a_growing_box():
+    """A 1.7 m figure walking towards a camera of focal length f = 500 px at 1.3 m/s: its box
+    height is f m / Z; depth_speed must be 1.3 / 1.7 body heights per second."""
+    f, m, v = 500.0, 1.7, 1.3
+    ex = FeatureExtractor()
+    for k in range(45):
+        t = k / 30
+        h = f * m / (12.0 - v * t)
+        out = ex.update(t, [1], [[300 - 0.2 * h, 300 - h, 300 + 0.2 * h, 300]], focal_px=f)[0]
+    assert out[INDEX["depth_speed"]] == pytest.approx(v / m, rel=0.03)
+    assert out[INDEX["speed_3d"]] == pytest.approx(v / m, rel=0.03)

@@ -12,6 +12,8 @@ def feats(**values) -> np.ndarray:
     f[INDEX["fill"]] = 1.0
     for k, v in values.items():
         f[INDEX[k]] = v
+    if "speed_3d" not in values:
+        f[INDEX["speed_3d"]] = max(values.get("speed", 0.0), values.get("depth_speed", 0.0))
     return f
 
 
@@ -20,6 +22,8 @@ RULE_CASES = [  # features, expected label
     (dict(speed=1.3), "running"),
     (dict(speed=0.7, energy_top=1.8, energy_bottom=2.5), "walking"),
     (dict(speed=0.4), "walking"),
+    (dict(speed=0.1, depth_speed=1.3), "walking"),                            # towards the camera
+    (dict(speed=0.02, depth_speed=0.5, energy_top=0.1, energy_bottom=0.1), "standing"),  # scale noise
     (dict(speed=0.02, energy_top=0.1, energy_bottom=0.1), "standing"),
     (dict(speed=0.05, energy_top=1.0, energy_bottom=0.1), "waving"),
     (dict(speed=0.2, energy_top=0.6, energy_bottom=1.3), "loitering"),       # slow, legs moving
@@ -39,7 +43,7 @@ def test_rules_table(values, expected):
 
 def test_rules_use_only_the_newest_row_and_threshold_is_a_tie():
     t = RuleThresholds()
-    seq = np.stack([feats(speed=3.0), feats(speed=t.run_speed)])[None]
+    seq = np.stack([feats(speed=3.0), feats(speed=t.run_speed)])[None]  # speed_3d follows speed
     s = RuleClassifier(t).scores(seq)[0]
     assert s[LABELS.index("running")] == pytest.approx(0.5, abs=1e-6)
 

@@ -39,6 +39,8 @@ FEATURES = (
     "energy_top",   # motion energy in the upper box (frame difference inside the box), short window
     "energy_bottom",  # the same in the lower box (legs)
     "fill",         # history duration / long window, in [0, 1]
+    "depth_speed",  # speed towards / away from the camera: scale_rate * focal length / box height, bh/s
+    "speed_3d",     # max(speed, depth_speed), bh/s
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
@@ -49,13 +51,14 @@ CROP = (16, 40)  # (width, height) of the normalized crops of box_motion_energy
 
 
 def box_motion_energy(prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, top: float = 0.45,
-                      max_overlap: float = 0.1) -> np.ndarray:
+                      max_overlap: float = 0.1, shift=(0.0, 0.0)) -> np.ndarray:
     """Limb motion inside each box: the box's region of the previous and of this frame, both
     resized to CROP and made grey, the largest absolute difference in the upper and in the lower
     `top` fraction, divided by the crop's contrast (std + 4 grey levels). A still body with a
     waving arm gives energy at the top only; a box that moves gives energy everywhere. A box
     overlapped by the other boxes over more than `max_overlap` of its area is not measured (valid
-    0): someone passing in front or behind would look like moving limbs.
+    0): someone passing in front or behind would look like moving limbs. `shift` (dx, dy) is the
+    camera's motion from the previous frame to this one (the previous crop is taken at box - shift).
 
     Convention: prev, cur (H,W,3) uint8 BGR frames of one size; boxes (N,4) xyxy pixels; returns
     (N,3) float32 [energy_top, energy_bottom, valid] (per frame pair, contrast units)."""
@@ -79,7 +82,10 @@ def box_motion_energy(prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, top:
         r0, r1 = int(max(0, np.floor(y1))), int(min(H, np.ceil(y2)))
         if c1 - c0 < 2 or r1 - r0 < 4 or covered[i] > max_overlap:
             continue
-        a = cv2.resize(prev[r0:r1, c0:c1], (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
+        sx, sy = int(round(shift[0])), int(round(shift[1]))
+        p0, p1 = min(max(0, c0 - sx), W - 2), min(max(2, c1 - sx), W)
+        q0, q1 = min(max(0, r0 - sy), H - 4), min(max(4, r1 - sy), H)
+        a = cv2.resize(prev[q0:q1, p0:p1], (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
         b = cv2.resize(cur[r0:r1, c0:c1], (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
         d = np.abs(b - a)
         scale = 1.0 / (float(b.std()) + 4.0)
@@ -118,7 +124,10 @@ def box_motion_energy(prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, top:
         r0, r1 = int(max(0, np.floor(y1))), int(min(H, np.ceil(y2)))
         if c1 - c0 < 2 or r1 - r0 < 4 or covered[i] > max_overlap:
             continue
-        a = cv2.resize(prev[r0:r1, c0:c1], (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
+        sx, sy = int(round(shift[0])), int(round(shift[1]))
+        p0, p1 = min(max(0, c0 - sx), W - 2), min(max(2, c1 - sx), W)
+        q0, q1 = min(max(0, r0 - sy), H - 4), min(max(4, r1 - sy), H)
+        a = cv2.resize(prev[q0:q1, p0:p1], (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
         b = cv2.resize(cur[r0:r1, c0:c1], (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
         d = np.abs(b - a)
         scale = 1.0 / (float(b.std()) + 4.0)
@@ -272,8 +281,9 @@ class FeatureExtractor:
         return np.asarray([now - self.first_seen.get(int(t), now) for t in track_ids], np.float64)
 
     def update(self, time: float, track_ids, boxes, flow_stats: np.ndarray | None = None,
-               energy: np.ndarray | None = None) -> np.ndarray:
+               energy: np.ndarray | None = None, focal_px: float = 0.0) -> np.ndarray:
         """Add this frame's tracks and return their features (N, len(FEATURES)) float32.
+        focal_px: the camera's focal length in pixels (0: depth_speed is 0).
         flow_stats: (N,5) from region_flow_stats (px/frame) or None when no flow is at hand;
         energy: (N,3) from box_motion_energy or None."""
         time = float(time)
@@ -312,9 +322,9 @@ class FeatureExtractor:
         self.buf[slots, self.pos] = meas
         self.valid[slots, self.pos] = True
         self.last_seen[slots] = time
-        return self._features(slots, time)
+        return self._features(slots, time, focal_px)
 
-    def _features(self, slots: np.ndarray, now: float) -> np.ndarray:
+    def _features(self, slots: np.ndarray, now: float, focal_px: float = 0.0) -> np.ndarray:
         order = (self.pos - np.arange(self.capacity)) % self.capacity  # newest first
         rel = now - self.times[order]                                    # (T,) seconds ago
         span_n = int(np.count_nonzero(rel <= self.long_s + 1e-6))       # only the long window's rows
@@ -385,4 +395,7 @@ class FeatureExtractor:
         out[:, 17] = (we * data[:, :, _ETOP]).sum(1) / ne
         out[:, 18] = (we * data[:, :, _EBOT]).sum(1) / ne
         out[:, 19] = np.clip(span / self.long_s, 0, 1)
+        # a box growing at rate r is a body at depth Z = f m / h px approaching at r Z = r f m / h
+        out[:, 20] = out[:, 4] * focal_px / h_m
+        out[:, 21] = np.maximum(out[:, 0], out[:, 20])
         return out.astype(np.float32)

@@ -3,6 +3,8 @@
 The rules are a small decision tree on the window features, made soft so that they give class
 scores like a learned model (and the hysteresis can use a margin):
 
+    (speed: the image-plane speed, or the speed in depth less `depth_deadzone` if larger: box
+    height noise and a waving arm also change the box's scale)
     fast (speed >= run_speed)                                  -> running
     else moving (speed >= walk_speed)                          -> walking
     else the upper box moves more than the lower box (motion energy top - bottom >= wave_energy:
@@ -42,10 +44,11 @@ class RuleThresholds:
     loiter_extent: float = 0.12
     loiter_s: float = 3.0
     softness: float = 0.15
+    depth_deadzone: float = 0.6
 
     def __post_init__(self) -> None:
         for name in ("run_speed", "walk_speed", "move_speed", "wave_energy", "leg_energy", "loiter_extent",
-                     "loiter_s", "softness"):
+                     "loiter_s", "softness", "depth_deadzone"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
         if not self.move_speed < self.walk_speed < self.run_speed:
@@ -74,7 +77,7 @@ class RuleClassifier:
         """seq (N,T,F) per-track feature sequences, newest last (only the newest is used)."""
         f = np.asarray(seq, np.float64)[:, -1, :]
         t, s = self.t, self.t.softness
-        speed = f[:, INDEX["speed"]]
+        speed = np.maximum(f[:, INDEX["speed"]], f[:, INDEX["depth_speed"]] - t.depth_deadzone)
         g_run = _gate(speed, t.run_speed, s)
         g_walk = _gate(speed, t.walk_speed, s)
         g_move = _gate(speed, t.move_speed, s)
