@@ -95,6 +95,51 @@ class LoopSource(Source):
             self._opened = False
 
 
+class PacedSource(Source):
+    """Delivers a finite (or looped) source's frames at `fps` like a camera: live (drop_oldest
+    queues), never waiting for the pipeline; a frame whose time has passed by more than one period
+    when it is decoded is skipped and counted (a camera's driver would have overwritten it)."""
+
+    live = True
+
+    def __init__(self, inner: Source, fps: float) -> None:
+        super().__init__(None)
+        if not fps > 0:
+            raise ValueError(f"fps: expected 0 < x, got {fps}")
+        self.inner, self.fps = inner, float(fps)
+        self.type_name = f"paced({getattr(inner, 'type_name', '')})"
+        self.skipped = 0
+        self._delivered = 0
+
+    def open(self) -> SourceInfo:
+        info = self.inner.open()
+        return SourceInfo(uri=info.uri, width=info.width, height=info.height, fps=self.fps, live=True,
+                          frame_count=None, time_base=info.time_base, codec=info.codec)
+
+    def frames(self, stop_event: threading.Event) -> Iterator[Frame]:
+        period, start, n = 1.0 / self.fps, None, 0
+        for frame in self.inner.frames(stop_event):
+            now = time.perf_counter()
+            start = now if start is None else start
+            due = start + n * period
+            n += 1
+            if now > due + period:
+                self.skipped += 1
+                continue
+            if due > now and stop_event.wait(due - now):
+                return
+            frame.index, frame.time, frame.pts = n - 1, (n - 1) * period, None
+            frame.decoded_at = time.perf_counter()
+            self._delivered += 1
+            yield frame
+
+    def stats(self) -> dict:
+        return {"delivered": self._delivered, "skipped_late": self.skipped}
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 # ---- analysis ----
 def cores() -> int:
     try:

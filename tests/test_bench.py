@@ -54,13 +54,13 @@ def _stats(fps=90.0, cpu_s=2.0, device="cpu"):
             "queues": [{"edge": e, "size": 8, "high_water": 3, "drops": 0} for e in ("s->a", "a->b", "b->sinks")]}
 
 
-@pytest.mark.parametrize("fps, cpu_s, cores, device, bound, limit", [
+@pytest.mark.parametrize("fps, cpu_s, cores, run_device, bound, limit", [
     (90.0, 2.0, 2, "cpu", 100.0, "CPU (2 cores)"),       # 20 ms CPU/frame on 2 cores; a needs 5 ms
     (90.0, 0.5, 2, "cpu", 200.0, "stage a"),             # 5 ms CPU/frame: the slowest stage (5 ms CPU) binds
     (90.0, 0.5, 2, "cuda", 125.0, "stage a"),            # on a GPU run a stage's wall time (8 ms) counts
 ])
-def test_bound(fps, cpu_s, cores, device, bound, limit):
-    a = analyze(_stats(fps, cpu_s, device), n_cores=cores)
+def test_bound(fps, cpu_s, cores, run_device, bound, limit):
+    a = analyze(_stats(fps, cpu_s, run_device), n_cores=cores)
     assert a["bound_fps"] == pytest.approx(bound)
     assert a["limited_by"] == limit
     assert a["efficiency"] == pytest.approx(fps / bound)
@@ -98,3 +98,54 @@ def test_bench_loop_needs_frames(tmp_path, capsys):
     cfg.write_text(f"source: {clip}\nstages: [annotate]\n")
     assert main(["bench", str(cfg), "--loop"]) == 2
     assert "--loop needs --frames" in capsys.readouterr().err
+
+
+class _SlowSource:
+    """n frames; frame `stall_at` takes `stall` seconds to arrive (a decoder hiccup)."""
+
+    type_name = "slow"
+    live = False
+
+    def __init__(self, n, stall_at=-1, stall=0.0):
+        self.n, self.stall_at, self.stall = n, stall_at, stall
+
+    def open(self):
+        from pipeline.stage import SourceInfo
+
+        return SourceInfo("slow", 8, 8, 30.0, False, self.n)
+
+    def frames(self, stop_event):
+        import time
+
+        import numpy as np
+
+        from pipeline.frame import Frame
+
+        for i in range(self.n):
+            if i == self.stall_at:
+                time.sleep(self.stall)
+            yield Frame(i, i / 30, np.zeros((8, 8, 3), np.uint8))
+
+    def close(self):
+        pass
+
+
+def test_paced_source_keeps_the_rate_and_skips_late_frames():
+    import time
+
+    from pipeline.bench import PacedSource
+
+    paced = PacedSource(_SlowSource(30), fps=100)
+    info = paced.open()
+    assert info.live and info.fps == 100
+    t0 = time.perf_counter()
+    frames = list(paced.frames(threading.Event()))
+    took = time.perf_counter() - t0
+    assert len(frames) == 30 and 0.27 <= took < 0.6  # 29 periods of 10 ms, never faster
+    assert [f.time for f in frames] == pytest.approx([i / 100 for i in range(30)])
+    late = PacedSource(_SlowSource(30, stall_at=10, stall=0.055), fps=100)  # ~5 periods late
+    late.open()
+    got = list(late.frames(threading.Event()))
+    assert 3 <= late.skipped <= 6 and len(got) == 30 - late.skipped
+    assert late.stats() == {"delivered": len(got), "skipped_late": late.skipped}
+    assert all(b.index > a.index for a, b in zip(got, got[1:]))  # indices keep the gaps
