@@ -8,6 +8,7 @@ and ``sinks`` (list: type, sink params). `--set` overrides are applied to the ra
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +210,26 @@ def _component(item, path: str, reg: Registry, errors: list[str], named: bool) -
     return ComponentSpec(kind, cls, params, path, name or kind)
 
 
+def _output_clashes(source: ComponentSpec | None, sinks: list) -> list[str]:
+    """A sink that would overwrite the input video, or two sinks writing the same file."""
+    def real(p) -> str:
+        return os.path.realpath(os.path.expanduser(str(p)))
+
+    errors, seen = [], {}
+    uri = getattr(source.params, "uri", None) if source is not None and source.type == "file" else None
+    for spec in sinks:
+        path = getattr(spec.params, "path", None) if spec is not None else None
+        if not isinstance(path, str) or not path:
+            continue
+        if isinstance(uri, str) and real(path) == real(uri):
+            errors.append(f"{spec.path}.path: {path} is the input video (source.uri); writing it would destroy "
+                          f"the input: choose another output path")
+        elif real(path) in seen:
+            errors.append(f"{spec.path}.path: {path} is also written by {seen[real(path)]}; give each sink its own file")
+        seen.setdefault(real(path), spec.path)
+    return errors
+
+
 def validate(doc: dict, registries: Registries | None = None, origin: str = "<dict>",
              errors: list[str] | None = None) -> PipelineConfig:
     """Check a whole document and build its specs; raises ConfigError listing every problem
@@ -237,6 +258,7 @@ def validate(doc: dict, registries: Registries | None = None, origin: str = "<di
             errors.append(f"{spec.path}.name: duplicate stage name {spec.name!r} (also {seen[spec.name]}); "
                           f"give one of them a distinct `name:`")
         seen.setdefault(spec.name, spec.path)
+    errors.extend(_output_clashes(source, sinks))
     if all(s is not None for s in stages + sinks):
         errors.extend(check_graph([(f"{s.path} ({s.name})", s.cls) for s in stages],
                                   [(f"{s.path} ({s.type})", s.cls) for s in sinks], regs.stages))

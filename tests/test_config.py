@@ -167,3 +167,27 @@ def test_real_registries_every_stage_declares_known_fields():
         if "error" in entry:
             continue
         assert set(entry["reads"]) | set(entry["writes"]) | set(entry["optional_reads"]) <= set(FIELDS), entry["name"]
+
+
+# (case id, sinks, expected error substring or None): a sink must not overwrite the input video or
+# another sink's file (`--output` pointed at the source silently destroyed the input).
+OUTPUT_CLASHES = [
+    ("output is the input", [{"type": "video", "path": "{d}/clip.mp4"}],
+     "sinks[0].path: {d}/clip.mp4 is the input video (source.uri)"),
+    ("same file by another spelling", [{"type": "video", "path": "{d}/sub/../clip.mp4"}], "is the input video"),
+    ("two sinks, one file", [{"type": "video", "path": "{d}/a.mp4"}, {"type": "jsonl", "path": "{d}/a.mp4"}],
+     "sinks[1].path: {d}/a.mp4 is also written by sinks[0]"),
+    ("distinct files", [{"type": "video", "path": "{d}/a.mp4"}, {"type": "jsonl", "path": "{d}/a.jsonl"}], None),
+]
+
+
+@pytest.mark.parametrize("sinks, expected", [c[1:] for c in OUTPUT_CLASHES], ids=[c[0] for c in OUTPUT_CLASHES])
+def test_sink_cannot_overwrite_input_or_another_sink(tmp_path, sinks, expected):
+    d = str(tmp_path)
+    doc = {"source": f"{d}/clip.mp4", "sinks": [{**s, "path": s["path"].format(d=d)} for s in sinks]}
+    if expected is None:
+        assert len(config.from_dict(doc).sinks) == len(sinks)
+        return
+    with pytest.raises(ConfigError) as info:
+        config.from_dict(doc)
+    assert any(expected.format(d=d) in line for line in info.value.errors), info.value.errors
