@@ -11,6 +11,7 @@ GPU, with OpenCV on the CPU.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,11 @@ class PlacementParams:
     blur_every: int = param(2, ge=1, le=100, doc="refit the blur every N frames (about 1 ms per fit)")
     occlusion: bool = param(True, doc="hide the ad where Frame.mask is foreground")
     feather: float = param(1.5, ge=0, le=20, doc="sigma in px of the soft edge where the ad meets an occluder")
+
+    def validate(self) -> list[str]:
+        if not os.path.isfile(self.image):
+            return [f"image: file not found: {self.image} (paths are relative to the working directory)"]
+        return []
 
 
 class PlacementStage(Stage):

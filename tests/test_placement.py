@@ -124,9 +124,16 @@ def test_bad_params_name_their_path(raw, message):
         build_or_raise(PlacementStage.Params, raw, "stages[3]")
 
 
-def test_missing_ad_fails_at_setup(tmp_path):
-    stage = PlacementStage(build_or_raise(PlacementStage.Params, {"image": str(tmp_path / "none.png")}))
-    with pytest.raises(FileNotFoundError, match="none.png"):
+def test_missing_ad_is_a_config_error(tmp_path):
+    """Caught when the config is checked (`vidpipe validate`, exit 2), not as a crash in setup."""
+    with pytest.raises(ConfigError, match=r"stages\[3\]\.image: file not found: .*none\.png"):
+        build_or_raise(PlacementStage.Params, {"image": str(tmp_path / "none.png")}, "stages[3]")
+
+
+def test_unreadable_ad_fails_at_setup(tmp_path):
+    (tmp_path / "bad.png").write_text("not a picture")
+    stage = PlacementStage(build_or_raise(PlacementStage.Params, {"image": str(tmp_path / "bad.png")}))
+    with pytest.raises(ValueError, match="bad.png"):
         stage.setup(StageContext("cpu", SourceInfo("x", 8, 8, 30.0, False), threading.Event(), logging.getLogger()))
 
 
