@@ -58,24 +58,50 @@ def class_color(class_id: int) -> tuple[int, int, int]:
 
 
 def put_label(canvas: np.ndarray, text: str, x: int, y: int, color=(255, 255, 255), font_scale: float = 0.5,
-              background=(24, 24, 24), above: bool = True, border=None) -> None:
+              background=(24, 24, 24), above: bool = True, border=None) -> tuple[int, int, int, int]:
     """Text on a filled dark box (readable on any picture), its corner near (x, y), kept inside
-    the image; `border` (BGR) outlines the box, e.g. in the track's colour.
+    the image; `border` (BGR) outlines the box, e.g. in the track's colour. Returns the box drawn.
 
     Convention: canvas (H,W,3) uint8 BGR, drawn in place; (x, y) pixels; `above` puts the box's
-    bottom edge at y (a label over a box) instead of its top edge."""
+    bottom edge at y (a label over a box) instead of its top edge; returns (x0, y0, x1, y1) pixels."""
+    thickness = 1 if font_scale < 0.8 else 2
+    x0, y0, x1, y1 = label_rect(canvas.shape, text, x, y, font_scale, above)
+    cv2.rectangle(canvas, (x0, y0), (x1, y1), background, -1)
+    if border is not None:
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), border, 1)
+    (_, th), _ = cv2.getTextSize(text, FONT, font_scale, thickness)
+    cv2.putText(canvas, text, (x0 + 3, y0 + 3 + th), FONT, font_scale, color, thickness, cv2.LINE_AA)
+    return x0, y0, x1, y1
+
+
+def label_rect(shape, text: str, x: int, y: int, font_scale: float = 0.5, above: bool = True) -> tuple[int, int, int, int]:
+    """Where put_label draws `text`: (x0, y0, x1, y1) pixels, kept inside an image of `shape`."""
     thickness = 1 if font_scale < 0.8 else 2
     (tw, th), base = cv2.getTextSize(text, FONT, font_scale, thickness)
-    h, w = canvas.shape[:2]
+    h, w = shape[:2]
     pad = 3
     box_h = th + base + 2 * pad
     x0 = int(min(max(0, x), max(0, w - tw - 2 * pad)))
     y0 = int(y - box_h if above else y)
-    y0 = min(max(0, y0), max(0, h - box_h))
-    cv2.rectangle(canvas, (x0, y0), (x0 + tw + 2 * pad, y0 + box_h), background, -1)
-    if border is not None:
-        cv2.rectangle(canvas, (x0, y0), (x0 + tw + 2 * pad, y0 + box_h), border, 1)
-    cv2.putText(canvas, text, (x0 + pad, y0 + pad + th), FONT, font_scale, color, thickness, cv2.LINE_AA)
+    y0 = int(min(max(0, y0), max(0, h - box_h)))
+    return x0, y0, x0 + tw + 2 * pad, y0 + box_h
+
+
+def _free_spot(shape, text: str, x: int, y: int, font_scale: float, thickness: int, taken) -> tuple[int, bool]:
+    """(y, above) for a box label at the box's top-left corner (x, y) that covers no label in
+    `taken`: above the box, else just inside its top edge, else next to the labels in the way
+    (a short search); above the box when nothing is free."""
+    candidates = [(y, True), (y + thickness, False)]
+    for k in range(16):
+        if k >= len(candidates):
+            break
+        cy, above = candidates[k]
+        x0, y0, x1, y1 = label_rect(shape, text, x, cy, font_scale, above)
+        hits = [b for b in taken if x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1]
+        if not hits:
+            return cy, above
+        candidates += [c for b in hits for c in ((b[3], False), (b[1], True)) if c not in candidates]
+    return y, True
 
 
 def _box_label(dets, i: int, params: dict) -> str:
@@ -98,14 +124,19 @@ def draw_boxes(canvas: np.ndarray, frame, params: dict) -> None:
     font_scale = float(params.get("font_scale", 0.5))
     boxes = np.round(dets.xyxy).astype(np.int32)
     tracked = dets.track_id is not None
+    colors = []
     for i in range(len(dets)):
         tid = int(dets.track_id[i]) if tracked else -1
-        color = color_for_id(tid) if tid >= 0 else class_color(int(dets.class_id[i]))
+        colors.append(color_for_id(tid) if tid >= 0 else class_color(int(dets.class_id[i])))
         x1, y1, x2, y2 = boxes[i].tolist()
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colors[i], thickness)
+    taken: list[tuple[int, int, int, int]] = []   # labels after every box (no box line crosses one),
+    for i in range(len(dets)):                     # and no label covers another
         label = _box_label(dets, i, params)
         if label:
-            put_label(canvas, label, x1, y1, (255, 255, 255), font_scale, border=color)
+            x1, y1 = boxes[i, :2].tolist()
+            y, above = _free_spot(canvas.shape, label, x1, y1, font_scale, thickness, taken)
+            taken.append(put_label(canvas, label, x1, y, (255, 255, 255), font_scale, border=colors[i], above=above))
 
 
 def draw_trails(canvas: np.ndarray, frame, params: dict) -> None:
@@ -135,11 +166,16 @@ def draw_trails(canvas: np.ndarray, frame, params: dict) -> None:
             cv2.polylines(canvas, [np.array(trail, np.int32)], False, color_for_id(tid), thickness, cv2.LINE_AA)
 
 
+def hud_text(frame, params: dict) -> str:
+    """'frame 60  2.00s  44.4 fps  latency 618 ms': index, time, the pipeline's recent rate and
+    this frame's age since it was decoded (each number says what it is)."""
+    return f"frame {frame.index}  {frame.time:.2f}s  {params.get('fps', 0.0):.1f} fps  " \
+           f"latency {params.get('latency_ms', 0.0):.0f} ms"
+
+
 def draw_hud(canvas: np.ndarray, frame, params: dict) -> None:
     """Frame index, time, pipeline fps and latency so far, top left."""
-    text = f"frame {frame.index}  {frame.time:.2f}s  {params.get('fps', 0.0):.1f} fps  " \
-           f"{params.get('latency_ms', 0.0):.0f} ms"
-    put_label(canvas, text, 4, 4, (255, 255, 255), float(params.get("font_scale", 0.5)), above=False)
+    put_label(canvas, hud_text(frame, params), 4, 4, (255, 255, 255), float(params.get("font_scale", 0.5)), above=False)
 
 
 def auto_font_scale(height: int) -> float:

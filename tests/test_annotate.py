@@ -53,6 +53,40 @@ def test_box_drawn_in_track_colour_at_its_place():
     assert np.all(original == GREY)  # drawn on a copy
 
 
+# (case id, boxes): neighbours whose labels above the box would cover each other
+CROWDS = [
+    ("side by side", [[40, 50, 120, 110], [70, 52, 150, 110]]),
+    ("three in a row", [[20, 60, 90, 110], [50, 61, 120, 110], [80, 62, 150, 110]]),
+    ("at the top edge", [[40, 2, 120, 60], [60, 3, 140, 60]]),
+]
+
+
+@pytest.mark.parametrize("boxes", [c[1] for c in CROWDS], ids=[c[0] for c in CROWDS])
+def test_box_labels_never_cover_each_other(monkeypatch, boxes):
+    import stages.annotate as annotate
+
+    drawn = []
+    real = annotate.put_label
+
+    def record(*args, **kwargs):
+        drawn.append(real(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(annotate, "put_label", record)
+    make_stage(layers=["boxes"]).process(frame_with(boxes, track_ids=list(range(1, len(boxes) + 1))))
+    assert len(drawn) == len(boxes)
+    for i, a in enumerate(drawn):
+        for b in drawn[:i]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
+def test_hud_names_its_numbers():
+    from stages.annotate import hud_text
+
+    text = hud_text(Frame(60, 2.0, np.zeros((8, 8, 3), np.uint8)), {"fps": 44.44, "latency_ms": 618.2})
+    assert text == "frame 60  2.00s  44.4 fps  latency 618 ms"
+
+
 def test_untracked_box_uses_its_class_colour():
     stage = make_stage(layers=["boxes"])
     out = stage.process(frame_with([[40, 50, 120, 110]], class_ids=[0])).image
