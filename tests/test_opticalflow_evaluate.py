@@ -77,8 +77,10 @@ def test_cli_runs_and_reports_errors(pairs, tmp_path, capsys):
     assert {r["method"] for r in data["pairs"]} == {"dis", "horn_schunck_classic"}
     assert (out / "dis" / "Shift.flo").is_file()
     assert main(["eval", "flow", str(pairs), "--out", str(out), "--methods", "raft"]) == 1
-    assert "unknown method" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "unknown method" in captured.err and captured.out == ""  # no table header before the error
     assert main(["eval", "flow", str(tmp_path / "nothing"), "--out", str(out)]) == 1
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.slow

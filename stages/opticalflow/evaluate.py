@@ -179,9 +179,14 @@ def run(args) -> int:
         raise _error(f"eval flow: --device {args.device}: CUDA is not available")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"{'method':<22} {'pair':<24} {'AEE px':>8} {'AAE deg':>9} {'time ms':>10}")
-    result = evaluate(args.root, args.out, methods, args.device, warmup=not args.no_warmup,
-                      log=lambda line: print(line, flush=True))
+    header = [f"{'method':<22} {'pair':<24} {'AEE px':>8} {'AAE deg':>9} {'time ms':>10}"]
+
+    def log(line: str) -> None:  # the header with the first row: a mistake prints only its error line
+        if header:
+            print(header.pop(), flush=True)
+        print(line, flush=True)
+
+    result = evaluate(args.root, args.out, methods, args.device, warmup=not args.no_warmup, log=log)
     print()
     print(format_table(result).split("\n\n", 1)[1])
     if args.json:
