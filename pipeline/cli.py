@@ -82,6 +82,12 @@ def guard(fn) -> int:
     except KeyboardInterrupt:
         print("vidpipe: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vidpipe eval mot ... | head`: the reader left; no traceback
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor one at exit's flush
+        except (OSError, ValueError):
+            pass
+        return 1
 
 
 # ---- run / validate ----
@@ -226,8 +232,18 @@ def _external(group: str, argv: list[str]) -> int:
     return run_module(f"vidpipe {group} {argv[0]}", table[argv[0]], argv[1:])
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vidpipe")
+    except PackageNotFoundError:  # run from a checkout without `pip install -e .`
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidpipe", description="Real-time video analytics pipelines composed from YAML.")
+    parser.add_argument("--version", action="version", version=f"vidpipe {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def config_args(p) -> None:

@@ -174,3 +174,17 @@ def test_shipped_configs_validate(path, monkeypatch):
     monkeypatch.chdir(ROOT)  # configs name paths relative to the repository root
     cfg = config.load(path)
     assert cfg.stages or cfg.sinks
+
+
+def test_closed_stdout_is_no_traceback():
+    """`vidpipe eval mot ... | head`: a reader that leaves early ends the command quietly."""
+    def write_to_closed_pipe():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert cli.guard(write_to_closed_pipe) == 1
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("vidpipe ")
