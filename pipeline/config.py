@@ -35,6 +35,8 @@ class PipelineSettings:
                              doc="full queue: block (lossless) or drop_oldest (counted); auto: block for files, "
                                  "drop_oldest for live sources")
     stats: bool = param(True, doc="print the stats table at the end of a CLI run")
+    stage_threads: int = param(1, ge=0, doc="torch intra-op threads of each stage's thread (0: torch's default, "
+                               "all cores per stage; 1: the stages' own threads are the parallelism)")
 
     def validate(self) -> list[str]:
         if not _DEVICE.match(self.device):
