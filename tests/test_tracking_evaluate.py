@@ -46,6 +46,8 @@ def test_writes_every_sequence_and_scores_those_with_gt(tmp_path):
         assert a["mota"] == pytest.approx(100.0) and a["idf1"] == pytest.approx(100.0)
         assert a["num_false_positives"] == a["num_misses"] == a["num_switches"] == 0
         assert "mota" not in result["sequences"]["B"]
+        assert evaluate.format_table(result).splitlines()[-1].startswith(
+            "-: no gt/gt.txt; OVERALL metrics are over the 1 scored sequence,")
 
 
 def test_cli_settings_and_errors(tmp_path, capsys):

@@ -185,6 +185,10 @@ def format_table(result: dict) -> str:
 
     lines += [line(name, r) for name, r in result["sequences"].items()]
     lines.append(line("OVERALL", result["overall"]))
+    scored = sum("mota" in r for r in result["sequences"].values())
+    if 0 < scored < len(result["sequences"]):
+        lines.append(f"-: no gt/gt.txt; OVERALL metrics are over the {scored} scored sequence{'s' * (scored != 1)}, "
+                     f"frames and fps over all")
     return "\n".join(lines)
 
 
