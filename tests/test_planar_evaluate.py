@@ -35,6 +35,9 @@ def test_score_known_answers():
     wobble = tracked.copy()
     wobble[2] += 1.0                                   # frame 2 off by (1, 1) more: jitter sqrt(2) per step
     assert ev.score(wobble, np.ones(6, bool), truth)["jitter"] == pytest.approx(np.sqrt(2) * 2 / 5)
+    line = ev._line("vs GT", ev.score(tracked, np.ones(6, bool), truth))  # every number says what it is
+    assert "error px: mean 5.000" in line and "jitter 0.000 px/frame" in line
+    assert "accel 0.000 px/frame^2 (the reference's own 0.000)" in line
 
 
 def _write_video(path, frames, fps=25):

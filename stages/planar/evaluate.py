@@ -197,7 +197,7 @@ def load_gt(spec: str):
 def _line(name: str, s: dict) -> str:
     return (f"{name:<14} scored {s['scored']}/{s['frames']}  lost {s['lost']}  error px: mean {s['mean']:.3f} "
             f"median {s['median']:.3f} p95 {s['p95']:.3f} max {s['max']:.3f}  jitter {s['jitter']:.3f} px/frame  "
-            f"accel {s['accel_tracked']:.3f} (truth {s['accel_truth']:.3f})")
+            f"accel {s['accel_tracked']:.3f} px/frame^2 (the reference's own {s['accel_truth']:.3f})")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
