@@ -147,3 +147,16 @@ def test_visible_ad_iou_on_a_generated_billboard_scene(device):
                                 background={"compensate": "homography", "shadows": False, "scale": 1.0})
     assert result["mean_iou"] >= 0.95, result["mean_iou"]
     assert result["pooled_iou"] >= 0.95 and not result["invalid_frames"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--scene", "no_such_scene"], "error: --scene no_such_scene: not a written billboard scene"),
+    (["--size", "640"], "error: --size: expected WIDTHxHEIGHT, e.g. 640x360, got '640'"),
+    (["--frames", "0"], "error: --frames: expected >= 1, got 0"),
+])
+def test_eval_placement_mistakes_are_one_line(capsys, argv, message):
+    from pipeline.cli import main
+
+    assert main(["eval", "placement", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

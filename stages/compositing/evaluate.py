@@ -164,21 +164,56 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
 
 
+def check_args(args) -> list[str]:
+    """The command line's mistakes, one line each (empty when fine)."""
+    import re
+
+    errors = []
+    if args.frames < 1:
+        errors.append(f"--frames: expected >= 1, got {args.frames}")
+    if not re.fullmatch(r"\d+x\d+", str(args.size).lower()):
+        errors.append(f"--size: expected WIDTHxHEIGHT, e.g. 640x360, got {args.size!r}")
+    if args.scene:
+        import scenes
+
+        try:
+            scenes.load_billboard(args.scene)
+        except (FileNotFoundError, KeyError, ValueError) as exc:
+            where = getattr(exc, "filename", None) or exc
+            errors.append(f"--scene {args.scene}: not a written billboard scene ({where}); "
+                          f"write one with `vidpipe generate billboard`")
+    return errors
+
+
 def run(args) -> int:
+    errors = check_args(args)
+    if errors:
+        from pipeline.params import ConfigError
+
+        raise ConfigError(errors)
     frames, truths = _clip(args)
     tracker = {"corners": [[float(x), float(y)] for x, y in truths[0]["corners"]]} if args.tracker else None
     background = "truth" if args.truth_mask else {"compensate": args.compensate, "scale": args.scale,
                                                    "shadows": args.shadows}
     result = evaluate_placement(frames, truths, background=background, tracker=tracker, device=args.device)
-    print(f"frames {result['frames']}  mean IoU {result['mean_iou']:.4f}  min {result['min_iou']:.4f}  "
+    print(f"visible-ad IoU: frames {result['frames']}  mean {result['mean_iou']:.4f}  min {result['min_iou']:.4f}  "
           f"pooled {result['pooled_iou']:.4f}  invalid {len(result['invalid_frames'])}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
+    import sys
+
+    from pipeline.params import ConfigError
+
+    parser = argparse.ArgumentParser(prog="python -m stages.compositing.evaluate")
     configure(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except ConfigError as exc:  # one line per mistake, like the CLI
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
