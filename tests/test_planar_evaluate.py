@@ -70,6 +70,15 @@ def test_command_writes_csv_and_scores_against_sift(tmp_path, capsys):
     assert np.linalg.norm(got - seq.corners, axis=-1).max() < 0.5
     assert ev.main([str(video), "--corners", "1,2,3", "--no-sift"]) == 2
     assert ev.main([str(tmp_path / "missing.mp4"), "--corners", corners]) == 2
+    capsys.readouterr()
+    # mistakes that used to print NaN scores with exit 0, or a traceback: one error line, exit 2
+    for flags, message in ((["--max-frames", "0"], "--max-frames: expected >= 1"),
+                           (["--reference-frame", "-1"], "--reference-frame: expected >= 0"),
+                           (["--reference-frame", "16"], "--reference-frame 16: the video has only 16 frames"),
+                           (["--gt", str(tmp_path / "nope")], "no billboard ground truth there")):
+        assert ev.main([str(video), "--corners", corners, "--no-sift", *flags]) == 2, flags
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
 
 
 def test_generated_billboard_against_exact_ground_truth():

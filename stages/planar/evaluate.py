@@ -219,7 +219,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     try:
         config = parse_settings(args.set)
-        gt_corners, gt_masks = load_gt(args.gt) if args.gt else (None, None)
+        if args.max_frames is not None and args.max_frames < 1:
+            raise ValueError(f"--max-frames: expected >= 1, got {args.max_frames}")
+        if args.reference_frame < 0:
+            raise ValueError(f"--reference-frame: expected >= 0, got {args.reference_frame}")
+        if args.max_frames is not None and args.reference_frame >= args.max_frames:
+            raise ValueError(f"--reference-frame: expected < --max-frames ({args.max_frames}), got {args.reference_frame}")
+        try:
+            gt_corners, gt_masks = load_gt(args.gt) if args.gt else (None, None)
+        except FileNotFoundError as exc:
+            raise ValueError(f"--gt {args.gt}: no billboard ground truth there ({exc.filename or exc})") from None
+        if gt_corners is not None and args.reference_frame >= len(gt_corners):
+            raise ValueError(f"--reference-frame: the ground truth has {len(gt_corners)} frames, got {args.reference_frame}")
         if args.corners:
             corners = parse_corners(args.corners)
         elif gt_corners is not None:
@@ -237,6 +248,10 @@ def run(args) -> int:
         return 2
     res = evaluate(read_frames(args.video, args.max_frames), corners, config, args.reference_frame,
                    gt_masks if args.gt_masks else None, not args.no_sift, args.sift_every, video_fps(args.video))
+    if len(res["valid"]) <= args.reference_frame:
+        print(f"error: --reference-frame {args.reference_frame}: the video has only {len(res['valid'])} frames",
+              file=sys.stderr)
+        return 2
     if args.out:
         write_csv(args.out, res["tracked"], res["valid"])
     if args.reference_out and res["reference"] is not None:
