@@ -102,6 +102,9 @@ def run(args) -> int:
         except ValueError as exc:
             print(f"error: {kind}: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # an output folder that cannot be made or written
+            print(f"error: {kind}: cannot write ({exc.strerror or exc}): {exc.filename or out}", file=sys.stderr)
+            return 1
         print(f"{kind:9s} {out / name}  seed {kw['seed']}  {time.perf_counter() - t0:5.1f} s  {info}")
     print(f"total {time.perf_counter() - total:.1f} s")
     return 0

@@ -322,3 +322,12 @@ def test_regenerating_samples_reproduces_committed_truth(tmp_path, capsys):
         with np.load(tmp_path / rel) as a, np.load(SAMPLES / rel) as b:
             for key in a.files:
                 np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    from scenes import cli
+
+    (tmp_path / "file").write_text("x")  # a file where the output folder should be
+    assert cli.main(["street", "--frames", "2", "--out", str(tmp_path / "file" / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: street: cannot write (") and str(tmp_path / "file") in err and "Traceback" not in err
