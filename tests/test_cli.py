@@ -188,3 +188,8 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.startswith("vidpipe ")
+
+
+def test_eval_activity_frames_zero_is_one_line(capsys):
+    code, out, err = run_cli(capsys, "eval", "activity", "--frames", "0", "--seeds", "1000")
+    assert code == 2 and err == "error: --frames: expected >= 1, got 0\n"  # was an AttributeError traceback

@@ -176,6 +176,8 @@ def scene_specs(args) -> list:
         seeds = parse_seeds(args.seeds) if args.seeds else ([] if args.scene else list(range(1000, 1010)))
     except ValueError as exc:
         raise ConfigError(str(exc) if "seeds" in str(exc) else f"--size: expected WxH, got {args.size!r}") from None
+    if args.frames < 1:
+        raise ConfigError(f"--frames: expected >= 1, got {args.frames}")
     specs = [SceneSpec(s, (w, h), args.frames) for s in seeds]
     for path in args.scene:
         stem = Path(path)
