@@ -88,6 +88,11 @@ def guard(fn) -> int:
         except (OSError, ValueError):
             pass
         return 1
+    except OSError as exc:  # a path named on the command line that cannot be read or written
+        if os.environ.get("VIDPIPE_TRACEBACK"):
+            raise
+        _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else exc)
+        return 1
 
 
 # ---- run / validate ----

@@ -193,3 +193,13 @@ def test_version(capsys):
 def test_eval_activity_frames_zero_is_one_line(capsys):
     code, out, err = run_cli(capsys, "eval", "activity", "--frames", "0", "--seeds", "1000")
     assert code == 2 and err == "error: --frames: expected >= 1, got 0\n"  # was an AttributeError traceback
+
+
+def test_unwritable_path_in_a_command_is_one_line(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    def write_under_a_file():
+        (tmp_path / "file" / "out").mkdir(parents=True)
+
+    assert cli.guard(write_under_a_file) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(tmp_path / "file" / "out") in err and len(err.splitlines()) == 1
