@@ -180,6 +180,14 @@ def test_bad_file_input_one_line_naming_the_file(tmp_path, huge, clip, case):
     assert time.perf_counter() - t0 < 2.0  # rejected early, nothing big decoded
 
 
+def test_missing_relative_path_names_the_working_directory(tmp_path, monkeypatch):
+    """Config paths are relative to where vidpipe runs, not to the YAML: the error says from where."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError) as err:
+        read(FileSource(FileParams(uri="sample_videos/nope.mp4")))
+    assert str(err.value) == f"file not found: sample_videos/nope.mp4 (relative to the working directory {tmp_path})"
+
+
 # ---------------- folder ----------------
 
 def _write_images(folder, names, size=(40, 30)):

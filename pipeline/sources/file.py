@@ -31,7 +31,8 @@ class FileParams:
 def check_file(path: str) -> None:
     """One-line SourceError for the usual mistakes, before FFmpeg sees the path."""
     if not os.path.exists(path):
-        raise SourceError(f"file not found: {path}")
+        where = "" if os.path.isabs(path) else f" (relative to the working directory {os.getcwd()})"
+        raise SourceError(f"file not found: {path}{where}")
     if os.path.isdir(path):
         raise SourceError(f"is a folder, not a video file (use source type 'folder' for images): {path}")
     if not os.access(path, os.R_OK):
