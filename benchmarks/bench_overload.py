@@ -1,11 +1,11 @@
 """Overload (issues 9 and 10): a live source delivering frames faster than the whole pipeline can
-process them. The street sample is looped and paced by FFmpeg (`movie=...:loop=0,setpts=...,realtime`
-through the lavfi source, so it is a live source: drop_oldest queues, fragmented mp4), at a rate
-above the chain's throughput. The real chain runs (the default config's stages; `--detect` swaps
-motion for YOLOX-Nano). Reports: frames delivered / written, drops per queue, throughput,
-end-to-end latency (decoded -> written) p50/p95/max and its p95 in the first and last third of the
-run (bounded: no growth), and the lag behind the live clock (now - the frame's due time), which
-also sees frames the source could not deliver on time.
+process them. The street sample is looped and paced like a camera (`pipeline.bench.PacedSource`:
+live, so drop_oldest queues and fragmented mp4; a frame the source itself could not deliver on time
+is skipped and counted, as a camera's driver would), at a rate above the chain's throughput. The
+real chain runs (the config's stages; `--detect` swaps motion for YOLOX-Nano). Reports: frames
+due / delivered / written, drops per queue, throughput, end-to-end latency (delivered -> written)
+p50/p95/max and its p95 in the first and last third of the run (bounded: no growth), and the lag
+behind the live clock (written - due time).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_overload.py [--config configs/default.yaml]
         [--rate 120] [--seconds 20] [--detect] [--queue-size 8]
@@ -20,6 +20,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -33,6 +34,7 @@ from bench_pipeline import MODEL, variant_doc  # noqa: E402
 
 from pipeline import config  # noqa: E402
 from pipeline.api import Pipeline  # noqa: E402
+from pipeline.bench import LoopSource, PacedSource  # noqa: E402
 
 
 class LagSink:
@@ -50,29 +52,44 @@ class LagSink:
 
     def write(self, frame) -> None:
         now = time.perf_counter()
-        if self.t0 is None:
-            self.t0 = frame.decoded_at - frame.time  # the live clock's origin
         self.rows.append((now, now - frame.decoded_at, now - self.t0 - frame.time))
 
     def close(self) -> None:
         pass
 
 
-def paced_uri(source: str, rate: float) -> str:
-    return f"lavfi:movie={source}:loop=0,setpts=N/({rate:g}*TB),realtime"
+class _Clock(PacedSource):
+    """PacedSource telling the lag sink when its clock started."""
+
+    def __init__(self, inner, fps, lag: LagSink) -> None:
+        super().__init__(inner, fps)
+        self.lag = lag
+
+    def frames(self, stop_event):
+        for frame in super().frames(stop_event):
+            if self.lag.t0 is None:
+                self.lag.t0 = frame.decoded_at - frame.time
+            yield frame
 
 
 def run_once(doc: dict, rate: float, seconds: float, policy: str, queue_size: int) -> dict:
-    cfg = config.from_dict(doc, [f"pipeline.drop_policy={policy}", f"pipeline.queue_size={queue_size}",
-                                 f"source.max_frames={int(rate * seconds)}"])
+    cfg = config.from_dict(doc, [f"pipeline.drop_policy={policy}", f"pipeline.queue_size={queue_size}"])
     pipe = Pipeline.from_config(cfg)
     lag = LagSink()
+    pipe.source = _Clock(LoopSource(cfg.source.build), rate, lag)
     pipe.sinks.append(lag)
-    stats = pipe.run()
+    timer = threading.Timer(seconds, pipe.stop)
+    timer.start()
+    try:
+        stats = pipe.run()
+    finally:
+        timer.cancel()
     rows = np.array(lag.rows)
     lat, lags = rows[:, 1] * 1000, rows[:, 2] * 1000
     third = max(1, len(rows) // 3)
-    return {"policy": stats["drop_policy"], "rate": rate, "read": stats["frames_read"],
+    src = stats["source"]
+    return {"policy": stats["drop_policy"], "rate": rate, "due": src.get("delivered", 0) + src.get("skipped_late", 0),
+            "skipped": src.get("skipped_late", 0), "read": stats["frames_read"],
             "written": stats["frames_written"], "drops": stats["drops"], "fps": stats["fps"],
             "lat_p50": float(np.percentile(lat, 50)), "lat_p95": float(np.percentile(lat, 95)),
             "lat_max": float(lat.max()), "lat_p95_first": float(np.percentile(lat[:third], 95)),
@@ -98,7 +115,7 @@ def main() -> int:
     os.chdir(ROOT)
     rate = args.rate or (60.0 if args.detect else 120.0)
     base = config.load_yaml(args.config)
-    base["source"] = paced_uri(args.source, rate)
+    base["source"] = args.source
     results = []
     with tempfile.TemporaryDirectory() as out_dir:
         variant = "yolox_nano" if args.detect else "motion"
@@ -108,12 +125,12 @@ def main() -> int:
               f"{args.queue_size}; chain: {chain}")
         for policy in args.policies:
             results.append(run_once(doc, rate, args.seconds, policy, args.queue_size))
-    head = (f"{'policy':<12}{'rate':>6}{'read':>7}{'written':>8}{'drops':>7}{'fps':>7}{'lat p50':>9}{'lat p95':>9}"
+    head = (f"{'policy':<12}{'rate':>6}{'due':>6}{'skipped':>8}{'read':>7}{'written':>8}{'drops':>7}{'fps':>7}{'lat p50':>9}{'lat p95':>9}"
             f"{'p95 1st/3':>10}{'p95 3rd/3':>10}{'lat max':>9}{'lag p95':>9}{'lag max':>9}  (ms)")
     print(head)
     print("-" * len(head))
     for r in results:
-        print(f"{r['policy']:<12}{r['rate']:>6.0f}{r['read']:>7}{r['written']:>8}{r['drops']:>7}{r['fps']:>7.1f}"
+        print(f"{r['policy']:<12}{r['rate']:>6.0f}{r['due']:>6}{r['skipped']:>8}{r['read']:>7}{r['written']:>8}{r['drops']:>7}{r['fps']:>7.1f}"
               f"{r['lat_p50']:>9.0f}{r['lat_p95']:>9.0f}{r['lat_p95_first']:>10.0f}{r['lat_p95_last']:>10.0f}"
               f"{r['lat_max']:>9.0f}{r['lag_p95']:>9.0f}{r['lag_max']:>9.0f}")
         print(f"   drops by queue: {r['queue_drops']}; stage wall ms/frame: {r['stage_ms']}")
