@@ -119,7 +119,7 @@ def main() -> int:
     results = []
     with tempfile.TemporaryDirectory() as out_dir:
         variant = "yolox_nano" if args.detect else "motion"
-        doc = variant_doc(base, variant, out_dir, args.model, None, "onnxruntime")
+        doc = variant_doc(base, variant, out_dir, args.model, None, "auto")
         chain = " -> ".join(s if isinstance(s, str) else s["type"] for s in doc["stages"])
         print(f"overload: {args.source} looped, paced at {rate:g} fps (live), {args.seconds:g} s, queues of "
               f"{args.queue_size}; chain: {chain}")

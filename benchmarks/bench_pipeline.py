@@ -34,7 +34,7 @@ MODEL = os.environ.get("VIDPIPE_YOLOX", "/work/shared/models/yolox_nano/yolox_na
 TARGETS = {"motion": 30.0, "yolox_nano": 15.0}
 
 
-def detect_spec(model: str, input_size, backend: str = "onnxruntime") -> dict:
+def detect_spec(model: str, input_size, backend: str = "auto") -> dict:
     spec = {"type": "detect", "model": model, "backend": backend, "keep_classes": ["person"],
             "score_threshold": 0.3}
     if input_size:
@@ -66,8 +66,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=900)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default=MODEL, help="YOLOX-Nano ONNX file (env VIDPIPE_YOLOX)")
-    parser.add_argument("--backend", default="onnxruntime", help="detect backend of the yolox variant "
-                        "(onnxruntime: 13 ms per 416x416 frame on one core here, torch via onnx2torch: 36 ms)")
+    parser.add_argument("--backend", default="auto", help="detect backend of the yolox variant (auto: onnxruntime "
+                        "on the CPU, 13 ms per 416x416 frame on one core here; torch via onnx2torch: 36 ms)")
     parser.add_argument("--input-size", type=int, nargs="+", default=None, help="detector input (h w), default the model's")
     parser.add_argument("--variants", nargs="+", default=["motion", "yolox_nano"], choices=list(TARGETS))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (all variants)")
