@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_pipeline import MODEL, variant_doc  # noqa: E402
+from bench_pipeline import MODEL, default_config, variant_doc  # noqa: E402
 
 from pipeline import config  # noqa: E402
 from pipeline.api import Pipeline  # noqa: E402
@@ -101,7 +101,8 @@ def run_once(doc: dict, rate: float, seconds: float, policy: str, queue_size: in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    parser.add_argument("--config", default=default_config(), help="default: configs/default.yaml when it "
+                        "holds the full chain, else configs/bench_full.yaml")
     parser.add_argument("--source", default="sample_videos/street.mp4", help="clip to loop (relative to the repo)")
     parser.add_argument("--rate", type=float, default=None, help="live frame rate (default 120, 60 with --detect)")
     parser.add_argument("--seconds", type=float, default=20.0)

@@ -29,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 from pipeline import config  # noqa: E402
 from pipeline.bench import build_pipeline  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_pipeline import default_config  # noqa: E402
+
 
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
@@ -40,7 +43,8 @@ def rss_mb() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    parser.add_argument("--config", default=default_config(), help="default: configs/default.yaml when it "
+                        "holds the full chain, else configs/bench_full.yaml")
     parser.add_argument("--frames", type=int, default=20000)
     parser.add_argument("--warmup", type=int, default=None, help="frames before the baseline (default 10 %%)")
     parser.add_argument("--lavfi", action="store_true", help="testsrc2 640x360 instead of the looped street sample")

@@ -237,7 +237,8 @@ def trial(n: int, args, doc_path: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--config", default=None, help="default: configs/default.yaml when it holds the full chain, "
+                    "else configs/bench_full.yaml")
     ap.add_argument("--video")
     ap.add_argument("--model")
     ap.add_argument("--frames", type=int, default=1500, help="single-stream frames per mode")
@@ -269,6 +270,11 @@ def main() -> int:
     if args.worker:
         return worker(args)
     args.video, args.model = find(VIDEO, args.video), find(MODEL, args.model)
+    if args.config is None:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_pipeline import default_config
+
+        args.config = default_config()
     import torch
 
     from pipeline import config
