@@ -44,7 +44,7 @@ class RulesParams:
                                  "within this RMS radius (body heights) while moving a little")
     loiter_s: float = param(3.0, gt=0, doc="seconds of history the long-stay loitering rule needs (<= long_s)")
     softness: float = param(0.15, gt=0, le=2, doc="width of each threshold's soft step, as a fraction of it")
-    depth_deadzone: float = param(0.6, gt=0, doc="speed towards the camera (from the box's growth) counts only "
+    depth_deadzone: float = param(0.2, gt=0, doc="speed towards the camera (from the box's growth) counts only "
                                   "above this (bh/s): box-height noise and a waving arm also scale the box")
 
 
@@ -63,7 +63,7 @@ class ActivityParams:
     min_age_s: float = param(0.3, ge=0, doc="a track is labelled once it is this old (seconds)")
     forget_s: float = param(1.0, gt=0, doc="a track unseen this long is forgotten (its activity ends)")
     hysteresis_k: int = param(6, ge=1, le=300, doc="frames in a row a new label must win before it is taken")
-    hysteresis_margin: float = param(0.6, gt=0, le=1, doc="a new label is taken at once when its score beats "
+    hysteresis_margin: float = param(0.95, gt=0, le=1, doc="a new label is taken at once when its score beats "
                                      "the current label's by this much")
     focal: float = param(0.9, gt=0, le=20, doc="camera focal length in image widths (0.9: about a 58 degree "
                          "horizontal view); turns a box's growth into speed towards the camera")

@@ -23,7 +23,7 @@ RULE_CASES = [  # features, expected label
     (dict(speed=0.7, energy_top=1.8, energy_bottom=2.5), "walking"),
     (dict(speed=0.4), "walking"),
     (dict(speed=0.1, depth_speed=1.3), "walking"),                            # towards the camera
-    (dict(speed=0.02, depth_speed=0.5, energy_top=0.1, energy_bottom=0.1), "standing"),  # scale noise
+    (dict(speed=0.02, depth_speed=0.3, energy_top=0.1, energy_bottom=0.1), "standing"),  # scale noise
     (dict(speed=0.02, energy_top=0.1, energy_bottom=0.1), "standing"),
     (dict(speed=0.05, energy_top=1.0, energy_bottom=0.1), "waving"),
     (dict(speed=0.2, energy_top=0.6, energy_bottom=1.3), "loitering"),       # slow, legs moving

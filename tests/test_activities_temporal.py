@@ -63,3 +63,15 @@ def test_foreign_weights_rejected(tmp_path):
     torch.save({"state_dict": {}}, path)
     with pytest.raises(ValueError, match="not an activity"):
         load_weights(path)
+
+
+def test_shipped_weights_match_this_build():
+    """stages/activities/activity_tcn.pt (vidpipe train activity --seeds 0-35) must load with this build's
+    feature list; retrain it when FEATURES changes."""
+    from conftest import ROOT
+
+    path = ROOT / "stages" / "activities" / "activity_tcn.pt"
+    if not path.is_file():
+        pytest.skip("stages/activities/activity_tcn.pt not present")
+    clf = TemporalClassifier.from_file(path)
+    assert clf.labels == LABELS and clf.history == 31

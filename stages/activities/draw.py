@@ -108,9 +108,11 @@ def _event_text(ev: dict) -> str:
 
 
 def draw_events(canvas: np.ndarray, frame, params: dict) -> None:
-    """The last `count` events (options: count, keep_s, types: which event types)."""
+    """The last `count` events (options: count (default: one line per 80 rows of picture, 2 to 6),
+    keep_s, types: which event types)."""
     state = params["state"]
-    recent: deque = state.setdefault("recent", deque(maxlen=int(params.get("count", 6))))
+    count = int(params.get("count", min(6, max(2, canvas.shape[0] // 80))))
+    recent: deque = state.setdefault("recent", deque(maxlen=count))
     types = params.get("types")
     for ev in frame.events:
         if types is None or ev.get("type") in types:

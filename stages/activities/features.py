@@ -39,7 +39,8 @@ FEATURES = (
     "energy_top",   # motion energy in the upper box (frame difference inside the box), short window
     "energy_bottom",  # the same in the lower box (legs)
     "fill",         # history duration / long window, in [0, 1]
-    "depth_speed",  # speed towards / away from the camera: scale_rate * focal length / box height, bh/s
+    "depth_speed",  # speed towards / away from the camera: |d log(height) / dt| over the LONG window
+                    # (a waving arm's and the box noise's scale changes average out) * focal / height, bh/s
     "speed_3d",     # max(speed, depth_speed), bh/s
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
@@ -396,6 +397,7 @@ class FeatureExtractor:
         out[:, 18] = (we * data[:, :, _EBOT]).sum(1) / ne
         out[:, 19] = np.clip(span / self.long_s, 0, 1)
         # a box growing at rate r is a body at depth Z = f m / h px approaching at r Z = r f m / h
-        out[:, 20] = out[:, 4] * focal_px / h_m
+        slope_l, _, _ = _fit(w_l, t, shape[:, :, 2:3])
+        out[:, 20] = np.abs(slope_l[:, 0]) * focal_px / h_l
         out[:, 21] = np.maximum(out[:, 0], out[:, 20])
         return out.astype(np.float32)

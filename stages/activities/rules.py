@@ -44,7 +44,7 @@ class RuleThresholds:
     loiter_extent: float = 0.12
     loiter_s: float = 3.0
     softness: float = 0.15
-    depth_deadzone: float = 0.6
+    depth_deadzone: float = 0.2
 
     def __post_init__(self) -> None:
         for name in ("run_speed", "walk_speed", "move_speed", "wave_energy", "leg_energy", "loiter_extent",
