@@ -111,7 +111,7 @@ def main() -> int:
     print(f"\n{args.config}: {chain}; {Path(args.source).name} looped to {args.frames} frames; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; {os.cpu_count()} cores; median of {args.repeats}")
     head = f"{'variant':<11}{'fps':>7}{'target':>8}{'bound':>7}{'fps/bound':>10}{'cores left':>11}" \
-           f"{'fps/bound left':>15}{'lat p50':>9}{'lat p95':>9}{'CPU ms/f':>9}{'RSS MiB':>8}  slowest"
+           f"{'fps/bound left':>15}{'idle':>6}{'lat p50':>9}{'lat p95':>9}{'CPU ms/f':>9}{'RSS MiB':>8}  slowest"
     print(head)
     print("-" * len(head))
     for variant, rs in runs.items():
@@ -119,6 +119,7 @@ def main() -> int:
         left = a.get("cores_left")
         print(f"{variant:<11}{a['fps']:>7.1f}{TARGETS[variant]:>8.0f}{a['bound_fps']:>7.1f}{100 * a['efficiency']:>9.0f}%"
               f"{left if left is not None else float('nan'):>11.2f}{100 * a.get('efficiency_left', float('nan')):>14.0f}%"
+              f"{a.get('cores_idle', float('nan')):>6.2f}"
               f"{a['latency_ms']['p50']:>9.0f}{a['latency_ms']['p95']:>9.0f}{a['cpu_ms_per_frame']:>9.2f}"
               f"{a['peak_rss_mb']:>8.0f}  {a['slowest']} {a['slowest_ms']:.1f} ms")
         each = ", ".join(f"{x['fps']:.1f}" for x in rs)

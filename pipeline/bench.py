@@ -193,9 +193,10 @@ def analyze(stats: dict, n_cores: int | None = None, others_cores: float | None 
     shared = {}
     if others_cores is not None:
         left = max(0.1, min(n_cores, n_cores - others_cores))
+        used = stats.get("cpu_s", 0.0) / stats["wall_s"] if stats["wall_s"] > 0 else 0.0
         bound_left = min(serial, 1000 * left / cpu_per_frame) if cpu_per_frame > 0 else serial
-        shared = {"cores_left": left, "bound_left_fps": bound_left,
-                  "efficiency_left": fps / bound_left if bound_left else None}
+        shared = {"cores_left": left, "cores_used": used, "cores_idle": max(0.0, left - used),
+                  "bound_left_fps": bound_left, "efficiency_left": fps / bound_left if bound_left else None}
     return {
         "fps": fps, "frames": stats["frames_written"], "wall_s": stats["wall_s"], "cores": n_cores,
         "latency_ms": stats["latency_ms"], "peak_rss_mb": stats["peak_rss_mb"], "drops": stats["drops"],
@@ -245,8 +246,11 @@ def format_report(a: dict, title: str = "") -> str:
         f"limited by {a['limited_by']}; throughput / bound = " + (f"{100 * eff:.0f} %" if eff is not None else "-"),
     ]
     if "cores_left" in a:
-        lines.append(f"other processes left {a['cores_left']:.2f} of {a['cores']} cores: bound on those "
-                     f"{a['bound_left_fps']:.1f} fps, throughput / that bound = {100 * a['efficiency_left']:.0f} %")
+        lines.append(f"other processes left {a['cores_left']:.2f} of {a['cores']} cores (this run used "
+                     f"{a['cores_used']:.2f}, {a['cores_idle']:.2f} stayed idle): bound on those "
+                     f"{a['bound_left_fps']:.1f} fps, throughput / that bound = {100 * a['efficiency_left']:.0f} %"
+                     + (" (a saturated machine: idle time, not this ratio, shows the chain's own losses)"
+                        if a["cores_idle"] < 0.05 and a["cores_left"] < a["cores"] - 0.2 else ""))
     return "\n".join(lines)
 
 
