@@ -24,10 +24,11 @@ class Pipeline:
     def __init__(self, source, stages: Sequence = (), sinks: Sequence = (), *, device: str = "auto",
                  queue_size: int = 8, drop_policy: str = "auto", max_frames: int | None = None,
                  print_stats: bool = True, drain_timeout: float = 1.5, registries=None,
-                 stage_threads: int = 1) -> None:
+                 stage_threads: int = 1, cuda_streams: bool = True) -> None:
         self.source, self.stages, self.sinks = source, list(stages), list(sinks)
         self.options = dict(device=device, queue_size=queue_size, drop_policy=drop_policy,
-                            max_frames=max_frames, drain_timeout=drain_timeout, stage_threads=stage_threads)
+                            max_frames=max_frames, drain_timeout=drain_timeout, stage_threads=stage_threads,
+                            cuda_streams=cuda_streams)
         self.print_stats = print_stats
         names = [s.name for s in self.stages]
         errors = [f"stages[{i}].name: duplicate stage name {n!r}" for i, n in enumerate(names) if n in names[:i]]
@@ -46,7 +47,8 @@ class Pipeline:
         s = cfg.settings
         return cls(cfg.source.build(), [spec.build() for spec in cfg.stages], [spec.build() for spec in cfg.sinks],
                    device=s.device, queue_size=s.queue_size, drop_policy=s.drop_policy,
-                   max_frames=cfg.max_frames, print_stats=s.stats, stage_threads=s.stage_threads)
+                   max_frames=cfg.max_frames, print_stats=s.stats, stage_threads=s.stage_threads,
+                   cuda_streams=s.cuda_streams)
 
     @classmethod
     def from_yaml(cls, path, overrides: Sequence[str] = (), registries=None) -> "Pipeline":

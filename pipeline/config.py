@@ -37,6 +37,8 @@ class PipelineSettings:
     stats: bool = param(True, doc="print the stats table at the end of a CLI run")
     stage_threads: int = param(1, ge=0, doc="torch intra-op threads of each stage's thread (0: torch's default, "
                                "all cores per stage; 1: the stages' own threads are the parallelism)")
+    cuda_streams: bool = param(True, doc="on CUDA, a stream per stage thread: stages' kernels overlap and a stage's "
+                               "host sync waits for its own work only (false: one shared stream)")
 
     def validate(self) -> list[str]:
         if not _DEVICE.match(self.device):

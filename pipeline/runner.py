@@ -61,7 +61,7 @@ class Runner:
     def __init__(self, source, stages: Sequence[Stage], sinks: Sequence = (), *, device: str = "auto",
                  queue_size: int = 8, drop_policy: str = "auto", max_frames: int | None = None,
                  tap: bool = False, drain_timeout: float = 1.5, join_timeout: float = 5.0,
-                 wake: float = 0.05, stage_threads: int = 1) -> None:
+                 wake: float = 0.05, stage_threads: int = 1, cuda_streams: bool = True) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size: expected 1 <= x, got {queue_size}")
         self.source, self.stages, self.sinks = source, list(stages), list(sinks)
@@ -69,6 +69,7 @@ class Runner:
         self.max_frames, self.want_tap = max_frames, tap
         self.drain_timeout, self.join_timeout, self.wake = drain_timeout, join_timeout, wake
         self.stage_threads = stage_threads  # torch intra-op threads per stage thread (0: torch's default)
+        self.cuda_streams = cuda_streams    # on CUDA: a stream per stage thread (see _stage_stream)
         self.stop_event = threading.Event()
         self._abort = threading.Event()
         self._lock = threading.Lock()
@@ -128,6 +129,9 @@ class Runner:
                 except Exception as exc:
                     raise StageError(stage.name, None, exc) from exc
                 self._opened.append(("stage", stage))
+            torch = sys.modules.get("torch")
+            if str(device).startswith("cuda") and torch is not None and torch.cuda.is_available():
+                torch.cuda.synchronize()  # what setup() queued (weights, graphs) is done before any stage stream runs
             for i, sink in enumerate(self.sinks):
                 try:
                     sink.open(self.info, self._context(f"sink.{_label(sink)}", device, shared))
@@ -223,8 +227,25 @@ class Runner:
             if torch is not None:
                 torch.set_num_threads(before)
 
+    def _stage_stream(self):
+        """On CUDA, a stream of this stage thread's own, made its current stream (torch keeps the
+        current stream per thread), or None. With one shared stream a stage's host sync (a
+        `.cpu()` of its results) waits for every kernel the other stages queued before it, and no
+        two stages' kernels overlap; with one stream each they do, and each stage waits for its
+        own work only. The frames stay safe to hand on: `_stage_loop` synchronizes the stage's
+        stream after process() (the next stage reads finished tensors) while it still holds the
+        frame's previous device tensors (none is freed and reused while a kernel reads it)."""
+        torch = sys.modules.get("torch")
+        if not (self.cuda_streams and torch is not None and str(self.device).startswith("cuda")
+                and torch.cuda.is_available()):
+            return None
+        stream = torch.cuda.Stream(device=self.device)
+        torch.cuda.set_stream(stream)
+        return stream
+
     def _stage_loop(self, pos: int, stage: Stage, st) -> None:
         self._limit_threads()
+        stream = self._stage_stream()
         inq, outq = self.edges[pos], self.edges[pos + 1]
         batch = max(1, int(getattr(stage, "batch_size", 1) or 1))
         max_wait = max(0.0, float(getattr(stage, "max_wait", 0.0) or 0.0))
@@ -239,8 +260,11 @@ class Runner:
                     st.discarded += len(frames)
                     continue
                 t0, c0 = time.perf_counter(), time.thread_time()
+                held = [(f._tensors.copy(), f.mask, f.flow) for f in frames] if stream is not None else None
                 try:
                     outs = stage.process_batch(frames) if batch > 1 else [stage.process(frames[0])]
+                    if stream is not None:
+                        stream.synchronize()  # this stage's kernels on these frames are done
                     if len(outs) != len(frames):
                         raise RuntimeError(f"process_batch returned {len(outs)} results for {len(frames)} frames")
                     if not all(o is None or isinstance(o, Frame) for o in outs):
@@ -252,6 +276,8 @@ class Runner:
                     st.discarded += len(frames)
                     self._halt(pos, err)
                     continue
+                finally:
+                    held = None  # the inputs' device tensors may go once the stream is done with them
                 dt = time.perf_counter() - t0
                 st.cpu += time.thread_time() - c0
                 outs = [f for f in outs if f is not None]
