@@ -8,6 +8,10 @@
    spread over worker processes (each with its own threads and CUDA context); a trial sustains N
    when every stream writes >= 97 % of 30 frames/s and fewer than 2 % of frames are dropped. The
    first N comes from the single-stream CPU cost; then up or down while the time budget lasts.
+   Where `nvidia-cuda-mps-control` exists, the second half of the time repeats the search under
+   NVIDIA MPS (processes share the GPU at once instead of time-slicing it).
+Single-stream runs also repeat `meta` with every stage on one shared CUDA stream
+(pipeline.cuda_streams=false) to show what a stream per stage brings.
 
 Paths: --video/--model, else $VIDPIPE_GPU_DATA, ./.gpu_data, $VIDPIPE_SHARED or ../shared are
 searched for pedestrians_towncentre_1080p.mp4 and yolox_nano.onnx. Installs nothing. Prints a
@@ -24,7 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -101,14 +105,14 @@ def chain_of(doc: dict) -> str:
 
 
 # ---- single stream ----
-def single(base: dict, mode: str, args, out_dir: str) -> dict:
+def single(base: dict, mode: str, args, out_dir: str, overrides=(), label: str = "") -> dict:
     from pipeline import config
     from pipeline.bench import bench, format_report
 
     doc = gpu_doc(base, mode, args.video, args.model, out_dir, args.batch, device=args.device)
-    cfg = config.from_dict(doc, [f"source.max_frames={args.frames}"])
+    cfg = config.from_dict(doc, [f"source.max_frames={args.frames}", *overrides])
     stats, a = bench(cfg, loop=True)
-    print(format_report(a, f"single stream, {mode}: {chain_of(doc)}"), flush=True)
+    print(format_report(a, f"single stream, {label or mode}: {chain_of(doc)}"), flush=True)
     a["stats"] = stats
     a["chain"] = chain_of(doc)
     return a
@@ -235,6 +239,63 @@ def trial(n: int, args, doc_path: str) -> dict:
             "gpu_mem_mb": max((m for _, m in samples), default=None), "errors": errors[:5], "wall_s": wall}
 
 
+def search(n: int, end: float, args, doc_path: str, report: dict, tag: str) -> int:
+    """Trials from n streams up (x1.5) until one fails, then bisection, while time lasts before
+    `end`; returns the most streams sustained (0: none)."""
+    best, worst = 0, None
+    while time.perf_counter() + args.setup_timeout / 2 + args.warmup + args.trial_seconds + 20 < end:
+        log(f"trial{' (' + tag + ')' if tag else ''}: {n} streams of {args.rate:g} fps ...")
+        try:
+            t = trial(n, args, doc_path)
+        except Exception as exc:  # noqa: BLE001
+            log(f"trial {n} failed: {type(exc).__name__}: {exc}")
+            break
+        t["tag"] = tag
+        report["trials"].append(t)
+        log(f"  {n} streams: {'sustained' if t['ok'] else 'NOT sustained'}; per stream min {t['min_fps']:.1f} "
+            f"mean {t['mean_fps']:.1f} fps, lost {t['lost_pct']:.1f} %, CPU cores busy "
+            f"{t['cpu_cores_busy'] or 0:.1f}, GPU util max {t['gpu_util']} %, errors {t['errors']}")
+        if t["ok"]:
+            best = max(best, n)
+        else:
+            worst = n if worst is None else min(worst, n)
+        if worst is not None and worst - best <= max(1, best // 10):
+            break
+        if worst is None:
+            n = min(args.max_streams, max(n + 1, int(n * 1.5)))
+            if n == best:
+                break
+        else:
+            n = (best + worst) // 2 if best else max(1, worst // 2)
+            if n in (best, worst):
+                break
+    return best
+
+
+def start_mps() -> bool:
+    """Start NVIDIA's Multi-Process Service (worker processes then share the GPU at once instead of
+    time-slicing it); True when a fresh process can use CUDA through it within 30 s."""
+    try:
+        subprocess.run(["nvidia-cuda-mps-control", "-d"], check=True, timeout=20, capture_output=True)
+        probe = subprocess.run([sys.executable, "-c", "import torch; torch.zeros(1, device='cuda').sum().item()"],
+                               timeout=30, capture_output=True, text=True)
+        if probe.returncode == 0:
+            log("MPS started")
+            return True
+        log(f"MPS started but CUDA failed through it: {probe.stderr.strip().splitlines()[-1:]}")
+    except Exception as exc:  # noqa: BLE001 - no MPS: the plain trials stand
+        log(f"MPS not available: {type(exc).__name__}: {exc}")
+    stop_mps()
+    return False
+
+
+def stop_mps() -> None:
+    try:
+        subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, timeout=20, capture_output=True)
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="default: configs/default.yaml when it holds the full chain, "
@@ -258,6 +319,10 @@ def main() -> int:
     ap.add_argument("--start", type=int, default=None, help="first number of streams to try (default: estimated)")
     ap.add_argument("--max-streams", type=int, default=160)
     ap.add_argument("--skip-single", action="store_true")
+    ap.add_argument("--no-mps", dest="mps", action="store_false", help="skip the second search with NVIDIA MPS "
+                    "(run when nvidia-cuda-mps-control exists; half the trial time each)")
+    ap.add_argument("--no-compare-streams", dest="compare_streams", action="store_false",
+                    help="skip the single-stream run with one shared CUDA stream (pipeline.cuda_streams=false)")
     ap.add_argument("--device", default="cuda", help="cuda (cpu: a smoke test of this script elsewhere)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--doc", help=argparse.SUPPRESS)
@@ -290,11 +355,14 @@ def main() -> int:
                     "single": {}, "trials": []}
     with tempfile.TemporaryDirectory() as out_dir:
         if not args.skip_single:
-            for mode in ("video", "meta"):
+            runs = [("video", "video", ()), ("meta", "meta", ())]
+            if args.compare_streams:  # the same chain with every stage on one shared CUDA stream
+                runs.append(("meta, one stream", "meta", ("pipeline.cuda_streams=false",)))
+            for label, mode, overrides in runs:
                 try:
-                    report["single"][mode] = single(base, mode, args, out_dir)
+                    report["single"][label] = single(base, mode, args, out_dir, overrides, label)
                 except Exception as exc:  # noqa: BLE001 - the rest still runs
-                    log(f"single stream {mode} failed: {type(exc).__name__}: {exc}")
+                    log(f"single stream {label} failed: {type(exc).__name__}: {exc}")
         doc_path = os.path.join(out_dir, "base.json")
         Path(doc_path).write_text(json.dumps(base))
         meta = report["single"].get(args.mode_multi)
@@ -305,32 +373,17 @@ def main() -> int:
         else:
             n = 8
         n = max(1, min(args.max_streams, n))
-        best, worst = 0, None
-        while time.perf_counter() - T0 + args.setup_timeout / 2 + args.warmup + args.trial_seconds + 20 < args.budget:
-            log(f"trial: {n} streams of {args.rate:g} fps ...")
+        mps = args.mps and shutil.which("nvidia-cuda-mps-control") is not None and args.device.startswith("cuda")
+        end_plain = T0 + (args.budget + (time.perf_counter() - T0)) / 2 if mps else T0 + args.budget
+        best = search(n, end_plain, args, doc_path, report, "")
+        if mps and start_mps():
             try:
-                t = trial(n, args, doc_path)
-            except Exception as exc:  # noqa: BLE001
-                log(f"trial {n} failed: {type(exc).__name__}: {exc}")
-                break
-            report["trials"].append(t)
-            log(f"  {n} streams: {'sustained' if t['ok'] else 'NOT sustained'}; per stream min {t['min_fps']:.1f} "
-                f"mean {t['mean_fps']:.1f} fps, lost {t['lost_pct']:.1f} %, CPU cores busy "
-                f"{t['cpu_cores_busy'] or 0:.1f}, GPU util max {t['gpu_util']} %, errors {t['errors']}")
-            if t["ok"]:
-                best = max(best, n)
-            else:
-                worst = n if worst is None else min(worst, n)
-            if worst is not None and worst - best <= max(1, best // 10):
-                break
-            if worst is None:
-                n = min(args.max_streams, max(n + 1, int(n * 1.5)))
-                if n == best:
-                    break
-            else:
-                n = (best + worst) // 2 if best else max(1, worst // 2)
-                if n in (best, worst):
-                    break
+                report["best_plain"] = best
+                best_mps = search(max(best, 1), T0 + args.budget, args, doc_path, report, "mps")
+                report["best_mps"] = best_mps
+                best = max(best, best_mps)
+            finally:
+                stop_mps()
     report["sustained_streams"] = best
     print_summary(report, args)
     if os.environ.get("OUT"):
@@ -343,15 +396,15 @@ def main() -> int:
 def print_summary(report: dict, args) -> None:
     print(f"\n== gpu_pipeline: {report['gpu']}, {report['cores']} cores, YOLOX-Nano, 1080p clip looped "
           f"({time.perf_counter() - T0:.0f} s) ==")
-    print(f"{'run':<22}{'fps':>8}{'bound':>8}{'fps/bound':>10}{'lat p50':>9}{'lat p95':>9}{'CPU ms/f':>9}  limited by")
+    print(f"{'run':<26}{'fps':>8}{'bound':>8}{'fps/bound':>10}{'lat p50':>9}{'lat p95':>9}{'CPU ms/f':>9}  limited by")
     for mode, a in report["single"].items():
-        print(f"{'single, ' + mode:<22}{a['fps']:>8.1f}{a['bound_fps']:>8.1f}{100 * (a['efficiency'] or 0):>9.0f}%"
+        print(f"{'single, ' + mode:<26}{a['fps']:>8.1f}{a['bound_fps']:>8.1f}{100 * (a['efficiency'] or 0):>9.0f}%"
               f"{a['latency_ms']['p50'] or 0:>9.0f}{a['latency_ms']['p95'] or 0:>9.0f}{a['cpu_ms_per_frame']:>9.2f}  "
               f"{a['limited_by']} ({a['slowest']} {a['slowest_ms']:.1f} ms)")
-    print(f"(target: single stream >= 150 frames/s)\n{'streams':>8}{'procs':>6}{'sustained':>10}{'min fps':>9}"
+    print(f"(target: single stream >= 150 frames/s)\n{'mps':>4}{'streams':>8}{'procs':>6}{'sustained':>10}{'min fps':>9}"
           f"{'total fps':>10}{'lost %':>8}{'p95 ms':>8}{'CPU busy':>9}{'GPU %':>7}{'GPU MiB':>9}")
     for t in report["trials"]:
-        print(f"{t['streams']:>8}{t['procs']:>6}{'yes' if t['ok'] else 'no':>10}{t['min_fps']:>9.1f}{t['total_fps']:>10.0f}"
+        print(f"{'yes' if t.get('tag') == 'mps' else 'no':>4}{t['streams']:>8}{t['procs']:>6}{'yes' if t['ok'] else 'no':>10}{t['min_fps']:>9.1f}{t['total_fps']:>10.0f}"
               f"{t['lost_pct']:>8.1f}{t['p95_ms'] or 0:>8.0f}{t['cpu_cores_busy'] or 0:>9.1f}{t['gpu_util'] or 0:>7.0f}"
               f"{t['gpu_mem_mb'] or 0:>9.0f}")
     print(f"concurrent {args.rate:g} fps 1080p streams sustained ({args.mode_multi}): {report['sustained_streams']}")
