@@ -65,13 +65,14 @@ def test_foreign_weights_rejected(tmp_path):
         load_weights(path)
 
 
-def test_shipped_weights_match_this_build():
-    """stages/activities/activity_tcn.pt (vidpipe train activity --seeds 0-35) must load with this build's
-    feature list; retrain it when FEATURES changes."""
+@pytest.mark.parametrize("name", ["activity_tcn.pt", "activity_tcn_motion.pt"])
+def test_shipped_weights_match_this_build(name):
+    """The shipped weights (vidpipe train activity --seeds 0-35 [--detector motion]) must load with
+    this build's feature list; retrain them when FEATURES changes."""
     from conftest import ROOT
 
-    path = ROOT / "stages" / "activities" / "activity_tcn.pt"
+    path = ROOT / "stages" / "activities" / name
     if not path.is_file():
-        pytest.skip("stages/activities/activity_tcn.pt not present")
+        pytest.skip(f"stages/activities/{name} not present")
     clf = TemporalClassifier.from_file(path)
     assert clf.labels == LABELS and clf.history == 31
