@@ -51,7 +51,7 @@ def bench_solver(repeat: int, compile: bool) -> None:
     t1, t2 = (torch.tensor(g[None, None], dtype=torch.float32) for g in (g1, g2))
     variants = [("torch, 1 thread", 1, {}), ("torch, 2 threads", 2, {})]
     if compile:
-        variants.append(("torch.compile, 1 thread", 1, {"compile": True}))
+        variants += [("torch.compile, 1 thread", 1, {"compile": True}), ("torch.compile, 2 threads", 2, {"compile": True})]
         torch.set_num_threads(1)
         with torch.inference_mode():
             hs.horn_schunck(t1, t2, compile=True, **HS_ARGS)     # compile outside the timing
