@@ -92,48 +92,6 @@ def box_motion_energy(prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, top:
         scale = 1.0 / (float(b.std()) + 4.0)
         out[i] = (d[:k_top].max() * scale, d[k_bot:].max() * scale, 1.0)
     return out
-    H, W = cur.shape[:2]
-    cw, ch = CROP
-    k_top, k_bot = int(round(top * ch)), ch - int(round(top * ch))
-    # a 2x denser nearest-neighbour grid averaged in 2x2 blocks: about INTER_AREA, a tenth of the cost
-    u = (np.arange(2 * cw) + 0.5) / (2 * cw)
-    v = (np.arange(2 * ch) + 0.5) / (2 * ch)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
-        c0, c1 = max(0.0, float(x1)), min(float(W), float(x2))
-        r0, r1 = max(0.0, float(y1)), min(float(H), float(y2))
-        if c1 - c0 < 2 or r1 - r0 < 4:
-            continue
-        cols = np.minimum((c0 + u * (c1 - c0)).astype(np.intp), W - 1)
-        rows = np.minimum((r0 + v * (r1 - r0)).astype(np.intp), H - 1)
-        both = np.stack([prev[rows[:, None], cols], cur[rows[:, None], cols]]).astype(np.float32).sum(3)
-        both = both.reshape(2, ch, 2, cw, 2).sum((2, 4)) * (1.0 / 12.0)  # grey, 2x2 mean
-        d = np.abs(both[1] - both[0])
-        scale = 1.0 / (float(both[1].std()) + 4.0)
-        out[i] = (d[:k_top].max() * scale, d[k_bot:].max() * scale, 1.0)
-    return out
-    H, W = cur.shape[:2]
-    cw, ch = CROP
-    k_top, k_bot = int(round(top * ch)), ch - int(round(top * ch))
-    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    np.fill_diagonal(inter, 0)
-    area = np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1e-6)
-    covered = inter.sum(1) / area
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
-        c0, c1 = int(max(0, np.floor(x1))), int(min(W, np.ceil(x2)))
-        r0, r1 = int(max(0, np.floor(y1))), int(min(H, np.ceil(y2)))
-        if c1 - c0 < 2 or r1 - r0 < 4 or covered[i] > max_overlap:
-            continue
-        sx, sy = int(round(shift[0])), int(round(shift[1]))
-        p0, p1 = min(max(0, c0 - sx), W - 2), min(max(2, c1 - sx), W)
-        q0, q1 = min(max(0, r0 - sy), H - 4), min(max(4, r1 - sy), H)
-        a = cv2.resize(prev[q0:q1, p0:p1], (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
-        b = cv2.resize(cur[r0:r1, c0:c1], (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
-        d = np.abs(b - a)
-        scale = 1.0 / (float(b.std()) + 4.0)
-        out[i] = (d[:k_top].max() * scale, d[k_bot:].max() * scale, 1.0)
-    return out
 
 
 def region_flow_stats(flow, boxes: np.ndarray, top: float = 0.45, max_samples: int = 48) -> np.ndarray:
