@@ -64,6 +64,15 @@ def _error(line: str) -> None:
     print(f"error: {' '.join(str(line).split())}", file=sys.stderr)
 
 
+def module_main(prog: str, doc: str, configure, run, argv=None) -> int:
+    """`python -m <module>` for a command that lives with its area (configure(parser), run(args)),
+    with the same one-line errors and exit codes as `vidpipe`."""
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
+    configure(parser)
+    args = parser.parse_args(argv)
+    return guard(lambda: run(args))
+
+
 def guard(fn) -> int:
     """Run `fn` and map the user-facing errors to one-line messages and exit codes."""
     try:

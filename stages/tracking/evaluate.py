@@ -218,12 +218,9 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    from pipeline.cli import guard
+    from pipeline.cli import module_main
 
-    parser = argparse.ArgumentParser(prog="python -m stages.tracking.evaluate", description=__doc__.split("\n\n")[0])
-    configure(parser)
-    args = parser.parse_args(argv)
-    return guard(lambda: run(args))
+    return module_main("python -m stages.tracking.evaluate", __doc__, configure, run, argv)
 
 
 if __name__ == "__main__":
