@@ -16,12 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SinkError
 from ..frame import Frame
 from ..params import param
-from ..stage import SourceInfo, StageContext
-from .base import Sink
-from .video import check_output_path
+from .textfile import TextFileSink
 
 log = logging.getLogger("vidpipe.sinks")
 MAX_ARRAY = 4096  # numpy arrays in meta up to this many elements are written as lists
@@ -88,46 +85,20 @@ class JsonlParams:
     timings: bool = param(False, doc="include per-stage timings in milliseconds under 'timings_ms'")
 
 
-class JsonlSink(Sink):
+class JsonlSink(TextFileSink):
     type_name = "jsonl"
     Params = JsonlParams
 
     def __init__(self, params: JsonlParams | None = None) -> None:
         super().__init__(params)
-        self._file = None
-        self._pending = 0
         self._written = 0
         self._skipped: set = set()
-
-    def open(self, info: SourceInfo, context: StageContext | None = None) -> None:
-        path = self.params.path
-        check_output_path(path)
-        try:
-            self._file = open(path, "w", encoding="utf-8")
-        except OSError as exc:
-            raise SinkError(f"cannot write ({exc.strerror or exc}): {path}") from None
 
     def write(self, frame: Frame) -> None:
         line = json.dumps(frame_record(frame, meta=self.params.meta, timings=self.params.timings,
                                        skipped=self._skipped), default=_lenient, separators=(",", ":"))
-        try:
-            self._file.write(line + "\n")
-            self._pending += 1
-            if self._pending >= self.params.flush_every:
-                self._file.flush()
-                self._pending = 0
-        except OSError as exc:
-            raise SinkError(f"cannot write frame {frame.index} ({exc.strerror or exc}): {self.params.path}") from None
+        self._append(line + "\n", frame.index)
         self._written += 1
-
-    def close(self) -> None:
-        f, self._file = self._file, None
-        if f is None:
-            return
-        try:
-            f.close()
-        except OSError as exc:
-            raise SinkError(f"cannot finalize ({exc.strerror or exc}): {self.params.path}") from None
 
     def summary(self) -> dict:
         return {"path": self.params.path, "frames": self._written}
