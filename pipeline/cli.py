@@ -142,10 +142,18 @@ def _cli_edits(args):
     return edit
 
 
-def _load(args):
+# The files checked before anything is opened (params declared with `param(path=...)`, relative to
+# the working directory). validate: all of them. run: the stages' (model weights, assets), every
+# problem at once and before the source is opened; the source's and the sinks' paths keep their
+# own one-line errors at open (exit 1), raised before any output is written.
+VALIDATE_FILES = ("source", "stages", "sinks")
+RUN_FILES = ("stages",)
+
+
+def _load(args, files=()):
     from . import config
 
-    return config.load(args.config, args.set or (), edit=_cli_edits(args))
+    return config.load(args.config, args.set or (), edit=_cli_edits(args), files=files)
 
 
 class _Progress:
@@ -180,7 +188,7 @@ def cmd_run(args) -> int:
     from .api import Pipeline
     from .stats import format_table
 
-    cfg = _load(args)
+    cfg = _load(args, RUN_FILES)
     pipe = Pipeline.from_config(cfg)
     progress = _Progress(not args.quiet and sys.stderr.isatty(), cfg.max_frames)
     try:
@@ -198,9 +206,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    cfg = _load(args)
+    cfg = _load(args, VALIDATE_FILES)
     chain = " -> ".join([cfg.source.type] + [s.name for s in cfg.stages] + ["[" + ", ".join(s.type for s in cfg.sinks) + "]"])
     print(f"OK: {args.config}: {chain}")
+    for note in cfg.notes:
+        print(f"note: {note}")
     return 0
 
 
@@ -273,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no stats table")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("validate", help="check a config and print OK or every error")
+    p = sub.add_parser("validate", help="check a config and the files it names; print OK or every error")
     config_args(p)
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("stages", help="list every stage, source and sink with its params (the config reference)")

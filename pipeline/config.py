@@ -4,7 +4,9 @@ and named by its path (``stages[2].iou_threshold: expected 0 < x <= 1, got 1.5``
 Document sections: ``source`` (a uri string or a mapping: type, uri, max_frames, source params),
 ``pipeline`` (`PipelineSettings`), ``stages`` (list: type, optional unique name, stage params flat)
 and ``sinks`` (list: type, sink params). `--set` overrides are applied to the raw document first
-(`pipeline.overrides`), so their mistakes are reported with the rest.
+(`pipeline.overrides`), so their mistakes are reported with the rest. With `files=` the files that
+the named sections' params declare (`param(path=...)`: inputs, model weights, assets, outputs' folders)
+are checked against the file system too, relative to the working directory (`params.file_errors`).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import yaml
 
 from .graph import check_graph
 from .overrides import apply_overrides
-from .params import ConfigError, build, param, suggest
+from .params import ConfigError, Note, build, file_errors, param, suggest
 from .registry import Registry, sink_registry, source_registry, stage_registry
 
 SECTIONS = ("source", "pipeline", "stages", "sinks")
@@ -100,6 +102,7 @@ class PipelineConfig:
     sinks: list[ComponentSpec] = field(default_factory=list)
     max_frames: int | None = None
     origin: str = "<dict>"
+    notes: list[str] = field(default_factory=list)   # from the file checks: not errors (a model to fetch)
 
 
 def _line_of(exc: yaml.YAMLError) -> str:
@@ -234,10 +237,25 @@ def _output_clashes(source: ComponentSpec | None, sinks: list) -> list[str]:
     return errors
 
 
+def _file_problems(specs: list, sections, errors: list[str]) -> list[str]:
+    """`params.file_errors` of every built spec in `sections` ("source", "stages", "sinks"), less
+    the keys already reported (a params' own validate() may have found the same missing file)."""
+    lines = []
+    for spec in specs:
+        if spec is None or spec.params is None or not spec.path.startswith(tuple(sections)):
+            continue
+        for line in file_errors(spec.params, spec.path):
+            key = line.split(": ", 1)[0] + ": "
+            if not any(e.startswith(key) for e in errors):
+                lines.append(line)
+    return lines
+
+
 def validate(doc: dict, registries: Registries | None = None, origin: str = "<dict>",
-             errors: list[str] | None = None) -> PipelineConfig:
+             errors: list[str] | None = None, files=()) -> PipelineConfig:
     """Check a whole document and build its specs; raises ConfigError listing every problem
-    (after any `errors` already found, e.g. by the overrides)."""
+    (after any `errors` already found, e.g. by the overrides). `files`: the sections ("source",
+    "stages", "sinks") whose params' files are checked as well (none by default)."""
     regs = registries or Registries.default()
     errors = list(errors or ())
     if not isinstance(doc, dict):
@@ -263,22 +281,26 @@ def validate(doc: dict, registries: Registries | None = None, origin: str = "<di
                           f"give one of them a distinct `name:`")
         seen.setdefault(spec.name, spec.path)
     errors.extend(_output_clashes(source, sinks))
+    found = _file_problems([source] + stages + sinks, files, errors) if files else []
+    errors.extend(line for line in found if not isinstance(line, Note))
     if all(s is not None for s in stages + sinks):
         errors.extend(check_graph([(f"{s.path} ({s.name})", s.cls) for s in stages],
                                   [(f"{s.path} ({s.type})", s.cls) for s in sinks], regs.stages))
     if errors:
         raise ConfigError(errors)
-    return PipelineConfig(source, settings, stages, sinks, max_frames, origin)
+    return PipelineConfig(source, settings, stages, sinks, max_frames, origin,
+                          [line for line in found if isinstance(line, Note)])
 
 
-def load(path, overrides=(), registries: Registries | None = None, edit=None) -> PipelineConfig:
+def load(path, overrides=(), registries: Registries | None = None, edit=None, files=()) -> PipelineConfig:
     """Read, edit (a callable on the raw dict: the CLI's --source/--output flags), override
-    (`--set` lines, applied last so that they refine what the flags chose) and validate."""
+    (`--set` lines, applied last so that they refine what the flags chose) and validate
+    (`files`: the sections whose files are checked too, see `validate`)."""
     doc, errors = load_yaml(path), []
     if edit is not None:
         errors += edit(doc) or []
     doc, set_errors = apply_overrides(doc, overrides)
-    return validate(doc, registries, str(path), errors + set_errors)
+    return validate(doc, registries, str(path), errors + set_errors, files)
 
 
 def from_dict(doc: dict, overrides=(), registries: Registries | None = None) -> PipelineConfig:

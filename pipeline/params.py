@@ -10,11 +10,21 @@ Declare a field with `param()` to give it a range, a choice list and a one-line 
 
 Supported annotations: bool, int, float, str, Literal[...], X | None, list[X], tuple[X, ...],
 tuple[X, Y], dict[str, X] and nested param dataclasses.
+
+A param that names a file says so with `path=`: "file" (an existing, readable, non-empty file),
+"dir" (an existing folder) or "output" (a file to write: its folder exists or can be created).
+`file_errors(params, "stages[0]")` checks them all against the file system (`vidpipe validate`),
+one line per problem: ``stages[0].model: file not found: models/yolox_nano.onnx``. Relative paths
+are taken from the working directory, as every component opens them. A params class with its own
+rules (optional files, download caches) defines `check_files(self) -> list[str]` instead, calling
+`field_file_errors(self, skip=...)` for the rest; a line it returns as a `Note` is information,
+not an error.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -29,10 +39,17 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.errors))
 
 
+PATH_KINDS = {"file": "file path", "dir": "folder path", "output": "output path"}
+
+
 def param(default: Any = MISSING, *, ge=None, gt=None, le=None, lt=None, choices=None, doc: str = "",
-          default_factory: Any = MISSING):
-    """A dataclass field with validation metadata (ranges are inclusive for ge/le, exclusive gt/lt)."""
-    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None, "doc": doc}
+          default_factory: Any = MISSING, path: str | None = None):
+    """A dataclass field with validation metadata (ranges are inclusive for ge/le, exclusive gt/lt;
+    `path`: one of PATH_KINDS when a string value names a file, see `file_errors`)."""
+    if path is not None and path not in PATH_KINDS:
+        raise ValueError(f"path: expected one of {', '.join(PATH_KINDS)}, got {path!r}")
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None, "doc": doc,
+            "path": path}
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     if isinstance(default, (list, dict, set)):
@@ -197,9 +214,92 @@ def describe(cls) -> list[dict]:
         if dataclasses.is_dataclass(default):
             default = dataclasses.asdict(default)
         limits = _range_text(meta) or (" | ".join(map(repr, meta["choices"])) if meta.get("choices") else "")
-        rows.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default,
+        kind = f" ({PATH_KINDS[meta['path']]})" if meta.get("path") else ""
+        rows.append({"name": f.name, "type": _type_name(hints[f.name]) + kind, "default": default,
                      "limits": limits, "doc": meta.get("doc", "")})
     return rows
+
+
+class Note(str):
+    """A line of `check_files()` that informs (a file that the run will fetch) rather than fails."""
+
+
+def _relative(value: str) -> str:
+    return "" if os.path.isabs(value) else f" (relative to the working directory {os.getcwd()})"
+
+
+def check_path(value: str, kind: str) -> str | None:
+    """What is wrong with `value` as a path of `kind` (see PATH_KINDS), in one line, or None.
+    Nothing is created or opened for writing."""
+    if kind == "file":
+        if not os.path.exists(value):
+            return f"file not found: {value}{_relative(value)}"
+        if os.path.isdir(value):
+            return f"is a folder, expected a file: {value}"
+        if not os.access(value, os.R_OK):
+            return f"file not readable (permission denied): {value}"
+        if os.path.isfile(value) and os.path.getsize(value) == 0:
+            return f"empty file (0 bytes): {value}"
+        return None
+    if kind == "dir":
+        if not os.path.exists(value):
+            return f"folder not found: {value}{_relative(value)}"
+        if not os.path.isdir(value):
+            return f"not a folder: {value}"
+        if not os.access(value, os.R_OK | os.X_OK):
+            return f"folder not readable (permission denied): {value}"
+        return None
+    if kind == "output":
+        if not value:
+            return "output path is empty"
+        if os.path.isdir(value):
+            return f"is a folder, expected a file: {value}"
+        if os.path.exists(value) and not os.access(value, os.W_OK):
+            return f"file not writable (permission denied): {value}"
+        folder = existing = os.path.dirname(os.path.abspath(value))
+        while not os.path.exists(existing):  # the folders the run would create
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            return f"cannot create the output folder {folder}: {existing} is a file"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"output folder not writable (permission denied): {existing}"
+        return None
+    raise ValueError(f"kind: expected one of {', '.join(PATH_KINDS)}, got {kind!r}")
+
+
+def field_file_errors(obj, skip=()) -> list[str]:
+    """The generic check: every string param declared with `path=` (nested params too), except
+    the names in `skip`; lines relative to `obj` (``model: file not found: ...``)."""
+    lines: list[str] = []
+    for f in fields(obj):
+        if not f.init or f.name in skip:
+            continue
+        value, kind = getattr(obj, f.name), f.metadata.get("path")
+        if kind and isinstance(value, str):
+            problem = check_path(value, kind)
+            if problem:
+                lines.append(f"{f.name}: {problem}")
+        elif dataclasses.is_dataclass(value):
+            lines += file_errors(value, f.name)
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    lines += file_errors(item, f"{f.name}[{i}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if dataclasses.is_dataclass(item):
+                    lines += file_errors(item, f"{f.name}.{key}")
+    return lines
+
+
+def file_errors(obj, path: str = "") -> list[str]:
+    """Every problem with the files that the built params `obj` name, each line prefixed by `path`
+    (``stages[0].model: file not found: ...``); `Note` lines are kept as Notes. Uses the class's
+    `check_files()` when it has one, else `field_file_errors`."""
+    own = getattr(obj, "check_files", None)
+    lines = list(own() or ()) if callable(own) else field_file_errors(obj)
+    prefix = f"{path}." if path else ""
+    return [(Note if isinstance(line, Note) else str)(f"{prefix}{line}") for line in lines]
 
 
 @dataclass

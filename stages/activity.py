@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.frame import Frame
-from pipeline.params import param
+from pipeline.params import field_file_errors, param
 from pipeline.stage import Stage, StageContext
 from stages.activities import LABELS
 from stages.activities.features import FEATURES, FeatureExtractor, box_motion_energy, region_flow_stats
@@ -52,7 +52,7 @@ class RulesParams:
 class ActivityParams:
     classifier: str = param("rules", choices=("rules", "temporal"),
                             doc="rules: thresholds below; temporal: the learned model in `weights`")
-    weights: str | None = param(None, doc="temporal: weights file written by `vidpipe train activity`")
+    weights: str | None = param(None, path="file", doc="temporal: weights file written by `vidpipe train activity`")
     rules: RulesParams = param(default_factory=RulesParams, doc="thresholds of the rule classifier")
     classes: list[str] | None = param(None, doc="label only tracks of these class names (null: every track)")
     short_s: float = param(0.5, gt=0, le=10, doc="short window (speed now), seconds")
@@ -92,6 +92,10 @@ class ActivityParams:
         if r.loiter_s > self.long_s:
             errors.append(f"rules.loiter_s: expected <= long_s ({self.long_s}), got {r.loiter_s}")
         return errors
+
+    def check_files(self) -> list[str]:
+        """The weights file only matters to the temporal classifier (the rules ignore it)."""
+        return field_file_errors(self, skip=() if self.classifier == "temporal" else ("weights",))
 
 
 class ActivityStage(Stage):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 from pipeline.frame import Detections, Frame
-from pipeline.params import ConfigError, param, suggest
+from pipeline.params import ConfigError, Note, check_path, field_file_errors, param, suggest
 from pipeline.stage import Stage, StageContext
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
@@ -19,13 +19,14 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 @dataclass
 class DetectParams:
-    model: str = param(doc="model file: .onnx (backends torch, onnxruntime), .torchscript/.pt (torchscript), "
-                           ".pt2 (export); relative paths are taken from the working directory")
+    model: str = param(path="file", doc="model file: .onnx (backends torch, onnxruntime), .torchscript/.pt "
+                                        "(torchscript), .pt2 (export); relative paths are taken from the working "
+                                        "directory")
     backend: str = param("auto", choices=("auto", "torch", "onnxruntime", "torchscript", "export"),
                          doc="auto: from the file suffix; .onnx: torch (onnx2torch) on a GPU, onnxruntime on the CPU")
     head: str = param("auto", choices=("auto", "yolox", "fastestdet", "yolov8", "yolov5"),
                       doc="output decoder; auto: told from the output shape where only one head fits")
-    classes: str | list[str] | None = param(None, doc="class names: a file (one per line) or a list; "
+    classes: str | list[str] | None = param(None, path="file", doc="class names: a file (one per line) or a list; "
                                             "null: COCO's 80 names for an 80-class model")
     keep_classes: list[str] | None = param(None, doc="only these class names (null = all)")
     score_threshold: float = param(0.3, ge=0, le=1, doc="lowest score kept (YOLOX/YOLOv5: obj * cls)")
@@ -60,6 +61,38 @@ class DetectParams:
         if self.half is True and self.backend == "onnxruntime":
             errors.append("half: true needs a torch backend (onnxruntime runs the file's own precision)")
         return errors
+
+    def check_files(self) -> list[str]:
+        """`model` by the rules of stages.detection.weights.resolve (`~` expanded): the file itself,
+        else, for a known official model, its sha256-checked copy in the cache, else with
+        `download: true` a Note (the run fetches it); `classes` when it names a file."""
+        import os
+        from pathlib import Path
+
+        from stages.detection import weights
+
+        lines = field_file_errors(self, skip=("model", "classes"))
+        if isinstance(self.classes, str):
+            problem = check_path(os.path.expanduser(self.classes), "file")
+            lines += [f"classes: {problem}"] if problem else []
+        path = os.path.expanduser(self.model)
+        known = weights.KNOWN.get(Path(path).name)
+        problem = check_path(path, "file")
+        if problem is None or known is None or os.path.exists(path):
+            return lines + ([f"model: {problem}"] if problem else [])
+        cached = (Path(self.cache_dir) if self.cache_dir else weights.cache_dir()) / Path(path).name
+        if cached.is_file():
+            try:
+                weights.verify(cached, known)
+            except weights.ModelError as exc:
+                lines.append(f"model: {exc}")
+        elif self.download:
+            lines.append(Note(f"model: {self.model} is not here: the run downloads it from {known.url} "
+                              f"into {cached} (download: true)"))
+        else:
+            lines.append(f"model: {problem}; it is published at {known.url} (sha256 {known.sha256}): put it at "
+                         f"{self.model} or {cached}, or set download: true")
+        return lines
 
 
 def resolve_device(wanted: str, context_device: str | None):

@@ -23,7 +23,8 @@ from pipeline.stage import Stage, StageContext
 
 @dataclass
 class PlacementParams:
-    image: str = param("configs/assets/ad.png", doc="the ad: PNG with alpha (an image without alpha is opaque)")
+    image: str = param("configs/assets/ad.png", path="file",
+                       doc="the ad: PNG with alpha (an image without alpha is opaque)")
     backend: str = param("auto", choices=("auto", "torch", "opencv"),
                          doc="auto: torch (grid_sample) on a GPU device, OpenCV on the CPU")
     fit: str = param("stretch", choices=("stretch", "contain"),

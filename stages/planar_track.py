@@ -29,8 +29,9 @@ class PlanarTrackParams:
         None, doc="the surface's 4 corners [x, y] in the reference frame, clockwise from top-left")
     reference_frame: int = param(0, ge=0, doc="index of the frame the corners are given in (frames before it: no plane)")
     reference_image: str | None = param(
-        None, doc="instead of corners: a picture of the surface, located by feature matching; its corners "
-                  "are the picture's corner pixels and frame_from_ref maps picture pixels to the frame")
+        None, path="file", doc="instead of corners: a picture of the surface, located by feature matching; its "
+                               "corners are the picture's corner pixels and frame_from_ref maps picture pixels to "
+                               "the frame")
     detector: str = param(_D.detector, choices=DETECTORS, doc="keypoints for re-anchoring / locating the picture")
     matcher: str = param(_D.matcher, choices=MATCHERS, doc="bf (brute force) or flann")
     ratio: float = param(_D.ratio, gt=0, le=1, doc="Lowe ratio test for descriptor matches")

@@ -46,7 +46,8 @@ def test_validate_prints_every_error_without_traceback(capsys, tmp_path):
     assert code == 2 and "Traceback" not in err
     assert lines[0] == "error: pipeline.queue_size: expected 1 <= x, got -1"
     assert lines[1] == "error: pipeline.device: expected auto, cpu, cuda or cuda:N, got 'gpu'"
-    assert lines[2].startswith("error: stages[0].type: unknown stage type 'nope'") and len(lines) == 3
+    assert lines[2].startswith("error: stages[0].type: unknown stage type 'nope'") and len(lines) == 4
+    assert lines[3].startswith("error: source.uri: file not found: x.mp4 (relative to the working directory ")
 
 
 @pytest.mark.parametrize("argv, code, message", [

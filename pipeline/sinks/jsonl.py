@@ -79,7 +79,7 @@ def frame_record(frame: Frame, *, meta: bool = True, timings: bool = False, skip
 
 @dataclass
 class JsonlParams:
-    path: str = param("out/results.jsonl", doc="output file, one JSON object per frame")
+    path: str = param("out/results.jsonl", path="output", doc="output file, one JSON object per frame")
     flush_every: int = param(30, ge=1, doc="flush to disk every N frames (and on close)")
     meta: bool = param(True, doc="include JSON-serializable frame.meta entries under 'meta'")
     timings: bool = param(False, doc="include per-stage timings in milliseconds under 'timings_ms'")

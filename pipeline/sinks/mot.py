@@ -12,7 +12,7 @@ from .textfile import TextFileSink
 
 @dataclass
 class MotParams:
-    path: str = param("out/tracks.txt", doc="output MOT text file")
+    path: str = param("out/tracks.txt", path="output", doc="output MOT text file")
     flush_every: int = param(30, ge=1, doc="flush to disk every N frames (and on close)")
     frame_offset: int = param(0, doc="added to frame.index before the 1-based shift (e.g. when source.start skipped frames)")
 

@@ -24,7 +24,7 @@ FRAGMENTED_FLAGS = "frag_keyframe+empty_moov+default_base_moof"
 
 @dataclass
 class VideoParams:
-    path: str = param("out/annotated.mp4", doc="output file; the extension picks the container (mp4, mkv, mov, ts)")
+    path: str = param("out/annotated.mp4", path="output", doc="output file; the extension picks the container (mp4, mkv, mov, ts)")
     codec: str = param("libx264", doc="encoder; falls back to libopenh264, then mpeg4 (with a warning) if missing")
     preset: str = param("veryfast", choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
                                              "slow", "slower", "veryslow"), doc="x264 speed/size trade-off")

@@ -19,7 +19,7 @@ MAX_PIXELS = 8192 * 8192
 
 @dataclass
 class FileParams:
-    uri: str = param(doc="path of the video file (anything FFmpeg reads: mp4, mkv, avi, mov, ts, ...)")
+    uri: str = param(path="file", doc="path of the video file (anything FFmpeg reads: mp4, mkv, avi, mov, ts, ...)")
     start: float = param(0.0, ge=0, doc="start time in seconds from the beginning (seeks to the keyframe before it)")
     max_pixels: int = param(MAX_PIXELS, gt=0, doc="reject videos with more pixels per frame than this, before decoding")
     threads: int = param(0, ge=0, doc="decoder threads (0 = FFmpeg's choice)")

@@ -26,7 +26,7 @@ DEFAULT_FPS = 30.0
 
 @dataclass
 class FolderParams:
-    uri: str = param(doc="folder of images, or a MOT sequence folder holding img1/ and seqinfo.ini")
+    uri: str = param(path="dir", doc="folder of images, or a MOT sequence folder holding img1/ and seqinfo.ini")
     fps: float | None = param(None, gt=0, doc="frame rate for timestamps (default: seqinfo.ini frameRate, else 30)")
     start: float = param(0.0, ge=0, doc="start time in seconds (skips the images before it)")
     extensions: list[str] = param([".png", ".jpg", ".jpeg", ".bmp"], doc="image file extensions read (case-insensitive)")
