@@ -37,6 +37,11 @@ from stages.planar_track import PlanarTrackStage  # noqa: E402
 
 POSTCARD = ROOT.parent / "shared" / "data" / "videos" / "planar_postcard_moving_cam.mp4"
 POSTCARD_CORNERS = [[64, 116], [252, 84], [311, 284], [69, 329]]
+# placement variants (--backends): a backend, or a backend with the edges as they were before the
+# backdrop fill and the guided matte ("-old": fill none, matte feather 1.5), to compare side by side
+VARIANTS = {"opencv": {"backend": "opencv"}, "torch": {"backend": "torch"},
+            "opencv-old": {"backend": "opencv", "fill": "none", "matte": "feather"},
+            "torch-old": {"backend": "torch", "fill": "none", "matte": "feather"}}
 CPU_TIME = True  # --wall: wall-clock instead of the thread's CPU time (robust to a shared, loaded box)
 
 
@@ -58,11 +63,11 @@ def context(w: int, h: int) -> StageContext:
     return StageContext("cpu", SourceInfo("bench", w, h, 30.0, False), threading.Event(), logging.getLogger("bench"))
 
 
-def run(frames, masks, corners, truths, backend: str):
+def run(frames, masks, corners, truths, variant: str):
     """Per-frame ms of planar_track and placement (after the first frame), and IoUs."""
     h, w = frames[0].shape[:2]
     track = PlanarTrackStage(build_or_raise(PlanarTrackStage.Params, {"corners": np.asarray(corners).tolist()}))
-    place = PlacementStage(build_or_raise(PlacementStage.Params, {"backend": backend}))
+    place = PlacementStage(build_or_raise(PlacementStage.Params, VARIANTS[variant]))
     track.setup(context(w, h))
     place.setup(context(w, h))
     t_track, t_place, ious = [], [], []
@@ -93,8 +98,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="cv2/torch threads (the pipeline runs a thread per stage)")
     parser.add_argument("--postcard", type=Path, default=POSTCARD, help="the postcard clip (skipped when absent)")
     parser.add_argument("--wall", action="store_true", help="time with the wall clock (default: thread CPU time)")
-    parser.add_argument("--backends", default="opencv,torch", help="placement backends to compare")
+    parser.add_argument("--backends", default="opencv,torch",
+                        help=f"placement variants to compare, comma-separated: {', '.join(VARIANTS)}")
     args = parser.parse_args(argv)
+    unknown = [v for v in args.backends.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--backends: unknown {', '.join(unknown)}; expected some of {', '.join(VARIANTS)}")
     import torch
 
     global CPU_TIME

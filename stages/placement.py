@@ -1,10 +1,13 @@
 """The `placement` stage: virtual product placement. The ad (a PNG with alpha) is warped onto the
 tracked surface (Frame.plane), its colour and brightness matched to the surface, blurred as much as
 the surface is (focus and motion blur), hidden behind whatever Frame.mask says is in front, and
-blended in; nothing is drawn while the plane is invalid.
+blended in; nothing is drawn while the plane is invalid. Where an occluder meets the ad, the mask's
+edge is refined with the frame as the guide (`matte: guided`).
 
 Where the ad goes: the surface's corners in the reference frame (Frame.plane.corners mapped back by
-frame_from_ref on the first valid frame) define ref_from_ad (`fit`, `inset`); every frame then uses
+frame_from_ref on the first valid frame) define ref_from_ad (`fit`, `inset`); with a `fill` the ad
+is first put on a backdrop panel that covers the whole surface (its transparent corners and the
+margins filled) and the panel is what is drawn; every frame then uses
 frame_from_ad = plane.frame_from_ref @ ref_from_ad, so the ad inherits the tracker's accuracy and
 does not drift. Backend `auto` composites with torch (grid_sample) where the pipeline runs on a
 GPU, with OpenCV on the CPU.
@@ -39,13 +42,28 @@ class PlacementParams:
     base_blur: float = param(0.0, ge=0, le=10, doc="Gaussian sigma in px always applied (the camera's own softness)")
     max_blur: float = param(3.5, ge=0, le=10, doc="largest sigma in px the sharpness fit may choose")
     blur_every: int = param(2, ge=1, le=100, doc="refit the blur every N frames (about 1 ms per fit)")
+    fill: str = param("edge", choices=("none", "color", "edge", "blur"),
+                      doc="backdrop over the whole surface behind the ad, so that none of the old surface shows at the "
+                          "ad's transparent parts or in the contain/inset margins: edge (the ad's edge colours carried "
+                          "outwards), color (fill_color), blur (the ad stretched and blurred); none: the old surface shows")
+    fill_color: list[int] | None = param(None, doc="fill color: the backdrop's colour [B, G, R] 0-255 (null = the ad's mean colour)")
     occlusion: bool = param(True, doc="hide the ad where Frame.mask is foreground")
-    feather: float = param(1.5, ge=0, le=20, doc="sigma in px of the soft edge where the ad meets an occluder")
+    matte: str = param("guided", choices=("guided", "feather"),
+                       doc="occlusion edge: guided (the mask refined with a guided filter on the frame, so it follows the "
+                           "occluder's outline: no rim of old surface or ad around people); feather (the mask blurred by `feather`)")
+    matte_radius: int = param(4, ge=1, le=32, doc="matte guided: window radius in px (the mask may be off by up to ~this much)")
+    matte_eps: float = param(1e-3, gt=0, le=1, doc="matte guided: regularisation in (grey/255)^2 (edges weaker than ~sqrt(eps)*255 "
+                             "grey levels are not followed)")
+    matte_contrast: float = param(4.0, ge=1, le=100, doc="matte guided: steepness of the refined edge (1 = the filter's own ramp)")
+    feather: float = param(1.5, ge=0, le=20, doc="matte feather: sigma in px of the soft edge where the ad meets an occluder")
 
     def validate(self) -> list[str]:
+        errors = []
         if not os.path.isfile(self.image):
-            return [f"image: file not found: {self.image} (paths are relative to the working directory)"]
-        return []
+            errors.append(f"image: file not found: {self.image} (paths are relative to the working directory)")
+        if self.fill_color is not None and (len(self.fill_color) != 3 or not all(0 <= v <= 255 for v in self.fill_color)):
+            errors.append(f"fill_color: expected [B, G, R] with 0 <= each <= 255, got {self.fill_color}")
+        return errors
 
 
 class PlacementStage(Stage):
@@ -74,10 +92,15 @@ class PlacementStage(Stage):
         from stages.compositing.ad import load_ad
         from stages.compositing.composite import AdPyramid
 
-        self.pyramid = AdPyramid(load_ad(self.params.image))
+        from stages.compositing.matte import GuidedMatte
+
+        self._ad = load_ad(self.params.image)
+        self.pyramid = AdPyramid(self._ad)
         self.device = str(context.device)
         backend = self.params.backend
         self.use_torch = backend == "torch" or (backend == "auto" and not self.device.startswith("cpu"))
+        p = self.params
+        self.matte = GuidedMatte(p.matte_radius, p.matte_eps, p.matte_contrast) if p.matte == "guided" else None
 
     def process(self, frame: Frame) -> Frame:
         from stages.compositing.ad import ad_corners
@@ -115,12 +138,14 @@ class PlacementStage(Stage):
 
             image = frame.image_tensor(self.device)
             occ = device_mask(mask, image.device) if mask is not None else None
-            out, cov = composite_torch(image, ad, frame_from_level, roi, blur, occ, p.feather, p.opacity)
+            out, cov = composite_torch(image, ad, frame_from_level, roi, blur, occ, p.feather, p.opacity,
+                                       self.matte)
         else:
             from stages.compositing.composite import composite_cv2
             from stages.segmentation.masks import host_mask
 
-            out, cov = composite_cv2(frame.image, ad, frame_from_level, roi, blur, host_mask(mask), p.feather, p.opacity)
+            out, cov = composite_cv2(frame.image, ad, frame_from_level, roi, blur, host_mask(mask), p.feather, p.opacity,
+                                     self.matte)
         frame.set_image(out)
         self.last_coverage = (roi, cov)
         self._counts["drawn"] += 1
@@ -149,13 +174,25 @@ class PlacementStage(Stage):
         return frame
 
     def _init_placement(self, plane, h_ref: np.ndarray) -> bool:
-        from stages.compositing.geometry import project, ref_from_ad
+        """On the first valid plane: the surface in the reference frame, where the ad goes on it and,
+        with a fill, the panel (ad over backdrop, covering the whole surface) that is drawn instead."""
+        from stages.compositing.ad import ad_corners
+        from stages.compositing.backdrop import make_panel, panel_layout
+        from stages.compositing.composite import AdPyramid
+        from stages.compositing.geometry import ad_box, project, quad_homography, ref_from_ad
 
         if plane.corners is None:
             return False
+        p = self.params
         self.ref_quad = project(np.linalg.inv(h_ref), np.asarray(plane.corners, np.float64).reshape(4, 2))
-        self.ref_from_ad = ref_from_ad(self.pyramid.width, self.pyramid.height, self.ref_quad, self.params.fit,
-                                       self.params.inset)
+        width, height = self.pyramid.width, self.pyramid.height
+        layout = panel_layout(width, height, *ad_box(width, height, self.ref_quad, p.fit, p.inset))
+        if p.fill == "none" or (layout.is_ad_alone(width, height) and self._ad[..., 3].min() == 255):
+            self.ref_from_ad = ref_from_ad(width, height, self.ref_quad, p.fit, p.inset)
+            return True
+        panel = make_panel(self._ad, layout, p.fill, p.fill_color)
+        self.pyramid = AdPyramid(panel, stats=self.pyramid.stats)  # the ad's colour statistics
+        self.ref_from_ad = quad_homography(ad_corners(layout.panel_w, layout.panel_h), self.ref_quad)
         return True
 
     # ---- motion, blur, colour ----

@@ -117,8 +117,49 @@ def test_blurred_surface_blurs_the_ad(ad_path):
     assert meta["blur_sigma"] < 0.5
 
 
+@pytest.fixture
+def rounded_ad_path(tmp_path):
+    """A red 160x80 ad whose 14x14 corners are transparent (a rounded panel, squared off)."""
+    ad = np.zeros((80, 160, 4), np.uint8)
+    ad[:] = (0, 0, 255, 255)
+    for ys in (slice(0, 14), slice(66, 80)):
+        for xs in (slice(0, 14), slice(146, 160)):
+            ad[ys, xs, 3] = 0
+    path = tmp_path / "rounded.png"
+    cv2.imwrite(str(path), ad)
+    return str(path)
+
+
+@pytest.mark.parametrize("backend", ["opencv", "torch"])
+@pytest.mark.parametrize("fill, backdrop", [("color", (255, 0, 0)), ("edge", (0, 0, 255)), ("none", None)])
+def test_backdrop_covers_the_whole_surface(rounded_ad_path, fill, backdrop, backend, device):
+    """Inside the surface but outside the ad's alpha (its transparent corners, the margins that
+    `contain` leaves above and below a 2:1 ad on this ~1.6:1 surface) the backdrop is drawn and
+    nothing of the old (green) surface shows; `fill: none` keeps the old behaviour."""
+    old = np.zeros((240, 320, 3), np.uint8)
+    old[:] = (0, 200, 0)
+    stage = make_stage(rounded_ad_path, device if backend == "torch" else "cpu", backend=backend, fit="contain",
+                       fill=fill, fill_color=[255, 0, 0], color_strength=0.0, follow_lighting=False,
+                       match_sharpness=False)
+    out = stage.process(frame_with_plane(old)).image
+    out = out if isinstance(out, np.ndarray) else out.permute(1, 2, 0).cpu().numpy()
+    interior = cv2.erode(quad_mask(CORNERS, 240, 320).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    pixels = out[interior].astype(int)
+    red = (np.abs(pixels - (0, 0, 255)).max(1) <= 3).sum()
+    assert red > 0.5 * len(pixels)  # the ad
+    if backdrop is None:
+        assert (np.abs(pixels - (0, 200, 0)).max(1) <= 3).sum() > 0.1 * len(pixels)  # old surface in the margins
+        return
+    assert pixels[:, 1].max() <= 3  # no green at all: nothing of the old surface, even mixed in
+    filled = (np.abs(pixels - backdrop).max(1) <= 3).sum()
+    assert filled == len(pixels) if fill == "edge" else filled > 0.1 * len(pixels)
+    assert stage.pyramid.width > 160 or stage.pyramid.height > 80  # a panel larger than the ad is drawn
+
+
 @pytest.mark.parametrize("raw, message", [({"fit": "fill"}, "stages[3].fit"), ({"opacity": 2}, "stages[3].opacity"),
-                                          ({"feather": -1}, "stages[3].feather")])
+                                          ({"feather": -1}, "stages[3].feather"), ({"fill": "paint"}, "stages[3].fill"),
+                                          ({"fill_color": [0, 300, 0]}, "stages[3].fill_color"),
+                                          ({"matte": "soft"}, "stages[3].matte"), ({"matte_radius": 0}, "stages[3].matte_radius")])
 def test_bad_params_name_their_path(raw, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
         build_or_raise(PlacementStage.Params, raw, "stages[3]")

@@ -5,8 +5,9 @@ Convention: frames are (H,W,3) uint8 BGR numpy or (3,H,W) uint8 torch; the prepa
 premultiplied BGRA, (h,w,4) uint8 numpy (OpenCV works in uint8 throughout: half the memory
 traffic of float) or (4,h,w) float32 torch in [0,1]; `frame_from_ad` maps ad pixels
 to frame pixels (centres at integers); `roi` = (x0, y0, x1, y1), exclusive ends; the occluder is the
-foreground mask (H,W) (nonzero = in front of the surface); `feather` is the sigma in pixels of the
-blur that softens the occlusion edges. Both return (new frame, coverage) where coverage (roi_h,
+foreground mask (H,W) (nonzero = in front of the surface); `matte` (a matte.GuidedMatte) refines
+its edges with the frame as the guide, else `feather` is the sigma in pixels of the blur that
+softens them. Both return (new frame, coverage) where coverage (roi_h,
 roi_w) is the ad's final opacity over the ROI (alpha x visibility x opacity): uint8 0..255 from
 OpenCV, float32 0..1 from torch;
 `blur` is a blur.Blur (or None) applied to the warped ad in frame pixels.
@@ -16,14 +17,16 @@ from __future__ import annotations
 import numpy as np
 
 from .color import lab_to_bgr
+from .matte import GuidedMatte, guided_matte_cv2, guided_matte_torch
 
 
 class AdPyramid:
     """The ad at halving resolutions (area-averaged) so that a warp never minifies by more than 2x
     (no aliasing), with each level's Lab image for the colour transfer. Convention: built from
-    (h,w,4) uint8 BGRA; `stats` is the alpha-weighted (mean, std) in Lab of the full ad."""
+    (h,w,4) uint8 BGRA; `stats` is the alpha-weighted (mean, std) in Lab of the full ad, or the
+    given one (a panel with a backdrop keeps the statistics of the ad it carries)."""
 
-    def __init__(self, bgra: np.ndarray, min_side: int = 8) -> None:
+    def __init__(self, bgra: np.ndarray, min_side: int = 8, stats=None) -> None:
         import cv2
 
         from .color import weighted_stats
@@ -42,7 +45,8 @@ class AdPyramid:
             img = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         self._a8: dict[int, np.ndarray] = {}
         lab0, a0 = self.levels[0]
-        self.stats = weighted_stats(lab0.reshape(-1, 3), a0.reshape(-1)) or (np.zeros(3), np.ones(3))
+        self.stats = stats if stats is not None else weighted_stats(lab0.reshape(-1, 3), a0.reshape(-1))
+        self.stats = self.stats or (np.zeros(3), np.ones(3))
 
     def level_for(self, magnification: float) -> int:
         """The smallest level still at least as large as the ad appears on screen."""
@@ -90,14 +94,23 @@ class AdPyramid:
         return torch.cat([lab_to_bgr(lab) * alpha, alpha], 0)
 
 
+def _occluder_pad(feather: float, matte: GuidedMatte | None) -> int:
+    """Margin (px) around the ROI that the occlusion edge treatment reads."""
+    if matte is not None:
+        return matte.reach
+    return int(np.ceil(3 * feather)) if feather > 0 else 0
+
+
 def _shift(roi) -> np.ndarray:
     return np.array([[1.0, 0, -roi[0]], [0, 1.0, -roi[1]], [0, 0, 1.0]])
 
 
 def composite_cv2(image: np.ndarray, ad: np.ndarray, frame_from_ad: np.ndarray, roi, blur=None,
-                  occluder: np.ndarray | None = None, feather: float = 0.0, opacity: float = 1.0):
+                  occluder: np.ndarray | None = None, feather: float = 0.0, opacity: float = 1.0,
+                  matte: GuidedMatte | None = None):
     """OpenCV compositing in uint8. Convention: module docstring. The input image is not modified."""
     import cv2
+
 
     x0, y0, x1, y1 = roi
     rw, rh = x1 - x0, y1 - y0
@@ -107,14 +120,18 @@ def composite_cv2(image: np.ndarray, ad: np.ndarray, frame_from_ad: np.ndarray, 
         warped = blur.apply(warped, cv2.BORDER_CONSTANT)
     vis = None
     if occluder is not None:
-        pad = int(np.ceil(3 * feather)) if feather > 0 else 0
+        pad = _occluder_pad(feather, matte)
         H, W = occluder.shape[:2]
         ex0, ey0, ex1, ey1 = max(0, x0 - pad), max(0, y0 - pad), min(W, x1 + pad), min(H, y1 + pad)
         m = occluder[ey0:ey1, ex0:ex1]
         m = np.where(m != 0, np.uint8(255), np.uint8(0)) if m.dtype != np.uint8 or m.max() not in (0, 255) else m
-        if feather > 0:
-            m = cv2.GaussianBlur(m, (0, 0), feather, borderType=cv2.BORDER_REPLICATE)
-        vis = cv2.bitwise_not(np.ascontiguousarray(m[y0 - ey0:y0 - ey0 + rh, x0 - ex0:x0 - ex0 + rw]))
+        if matte is not None and cv2.countNonZero(m):
+            occ = guided_matte_cv2(image[ey0:ey1, ex0:ex1], m, matte)
+            vis = cv2.convertScaleAbs(occ[y0 - ey0:y0 - ey0 + rh, x0 - ex0:x0 - ex0 + rw], alpha=-255.0, beta=255.0)
+        elif matte is None:
+            if feather > 0:
+                m = cv2.GaussianBlur(m, (0, 0), feather, borderType=cv2.BORDER_REPLICATE)
+            vis = cv2.bitwise_not(np.ascontiguousarray(m[y0 - ey0:y0 - ey0 + rh, x0 - ex0:x0 - ex0 + rw]))
     if opacity < 1:
         vis = np.full((rh, rw), 255, np.uint8) if vis is None else vis
         vis = cv2.convertScaleAbs(vis, alpha=float(opacity))
@@ -140,10 +157,11 @@ def _gauss1d(sigma: float, device):
 
 
 def composite_torch(image, ad, frame_from_ad: np.ndarray, roi, blur=None, occluder=None,
-                    feather: float = 0.0, opacity: float = 1.0):
+                    feather: float = 0.0, opacity: float = 1.0, matte: GuidedMatte | None = None):
     """torch compositing (grid_sample). Convention: module docstring. The input is not modified."""
     import torch
     import torch.nn.functional as F
+
 
     device = image.device
     x0, y0, x1, y1 = roi
@@ -168,11 +186,13 @@ def composite_torch(image, ad, frame_from_ad: np.ndarray, roi, blur=None, occlud
             warped = F.conv2d(warped, g.view(1, 1, -1, 1).expand(4, 1, -1, 1), padding=(r, 0), groups=4)
     weight = torch.full((1, 1, rh, rw), float(opacity), device=device)
     if occluder is not None:
-        pad = int(np.ceil(3 * feather)) if feather > 0 else 0
+        pad = _occluder_pad(feather, matte)
         H, W = occluder.shape[-2:]
         ex0, ey0, ex1, ey1 = max(0, x0 - pad), max(0, y0 - pad), min(W, x1 + pad), min(H, y1 + pad)
         m = (occluder[ey0:ey1, ex0:ex1] != 0).to(torch.float32)[None, None]
-        if feather > 0:
+        if matte is not None:
+            m = guided_matte_torch(image[:, ey0:ey1, ex0:ex1], m[0, 0], matte)[None, None]
+        elif feather > 0:
             g = _gauss1d(feather, device)
             r = g.numel() // 2
             m = F.pad(m, (r, r, r, r), mode="replicate")

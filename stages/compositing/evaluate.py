@@ -42,6 +42,36 @@ def drawn_region(coverage, height: int, width: int, threshold: float = 0.5) -> n
     return out
 
 
+def coverage_map(coverage, height: int, width: int) -> np.ndarray:
+    """(H,W) float32 ad opacity in [0,1] from a placement stage's `last_coverage` (see drawn_region)."""
+    out = np.zeros((height, width), np.float32)
+    if coverage is None:
+        return out
+    (x0, y0, x1, y1), cov = coverage
+    cov = cov if isinstance(cov, np.ndarray) else cov.detach().cpu().numpy()
+    out[y0:y1, x0:x1] = cov.astype(np.float32) / (255.0 if cov.dtype == np.uint8 else 1.0)
+    return out
+
+
+def rim_errors(quad: np.ndarray, figures: np.ndarray, opacity: np.ndarray, reach: float = 6.0):
+    """The rims where the ad meets what is in front of it: (old, over, outline), with `old` the
+    old surface still showing around the figures (sum of 1 - opacity over surface pixels outside the
+    figures, within `reach` px of them), `over` the ad drawn over the figures (sum of opacity over
+    figure pixels on the surface within `reach` px of their outline) and `outline` the number of
+    figure pixels on the surface that touch the background. old / outline and over / outline are
+    rim widths in px. Convention: figures (H,W) bool, opacity (H,W) float in [0,1]."""
+    import cv2
+
+    surface = quad_mask(quad, *figures.shape)
+    fig = np.asarray(figures, bool).astype(np.uint8)
+    outside = cv2.distanceTransform(1 - fig, cv2.DIST_L2, 5)
+    inside = cv2.distanceTransform(fig, cv2.DIST_L2, 5)
+    old_band = surface & (fig == 0) & (outside <= reach)
+    over_band = surface & (fig == 1) & (inside <= reach)
+    outline = surface & (fig == 1) & (cv2.erode(fig, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) == 0)
+    return float((1.0 - opacity[old_band]).sum()), float(opacity[over_band].sum()), int(np.count_nonzero(outline))
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two bool masks; 1.0 when both are empty."""
     union = np.count_nonzero(a | b)
@@ -60,8 +90,9 @@ def evaluate_placement(frames: Iterable, truths: Iterable[dict], *, background: 
     upper bound), None with nothing; tracker None uses the true planes (else the tracker runs after
     the background stage, or before it when the background compensates with the plane).
     The ad defaults to an opaque generated one (so drawn region = surface, not the logo's shape).
-    `skip` frames at the start are run but not scored. Returns mean/min/pooled IoU, per-frame IoUs
-    and the frames where the plane was invalid."""
+    `skip` frames at the start are run but not scored. Returns mean/min/pooled IoU, per-frame IoUs,
+    the frames where the plane was invalid and the rim widths around the figures in px (`rim_old_px`:
+    old surface showing beside them, `rim_over_px`: ad drawn over them; see rim_errors)."""
     import logging
     import tempfile
     import threading
@@ -95,6 +126,7 @@ def evaluate_placement(frames: Iterable, truths: Iterable[dict], *, background: 
         place = PlacementStage(build_or_raise(PlacementStage.Params, {**(placement or {}), "image": ad_path}, "placement"))
         stages.append(place)
         per_frame, invalid, inter, union, context = [], [], 0, 0, None
+        rims = np.zeros(3)
         try:
             for t, (image, truth) in enumerate(zip(frames, truths)):
                 h, w = image.shape[:2]
@@ -120,13 +152,15 @@ def evaluate_placement(frames: Iterable, truths: Iterable[dict], *, background: 
                 per_frame.append(iou(drawn, truth_mask))
                 inter += np.count_nonzero(drawn & truth_mask)
                 union += np.count_nonzero(drawn | truth_mask)
+                rims += rim_errors(truth["corners"], truth["mask"], coverage_map(place.last_coverage, h, w))
         finally:
             for stage in stages if context is not None else ():
                 stage.close()
     scores = np.asarray(per_frame)
     return {"frames": len(per_frame), "mean_iou": float(scores.mean()) if len(scores) else float("nan"),
             "min_iou": float(scores.min()) if len(scores) else float("nan"),
-            "pooled_iou": inter / union if union else 1.0, "per_frame": per_frame, "invalid_frames": invalid}
+            "pooled_iou": inter / union if union else 1.0, "per_frame": per_frame, "invalid_frames": invalid,
+            "rim_old_px": rims[0] / rims[2] if rims[2] else 0.0, "rim_over_px": rims[1] / rims[2] if rims[2] else 0.0}
 
 
 def _clip(args):
@@ -161,6 +195,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=0.5, help="background processing scale")
     parser.add_argument("--shadows", action="store_true", help="background: detect shadows (off: generated scenes have none)")
     parser.add_argument("--truth-mask", action="store_true", help="occlude with the true figure masks (upper bound)")
+    parser.add_argument("--matte", default="guided", choices=("guided", "feather"),
+                        help="placement: occlusion edge (feather: the mask blurred by --feather px, the old behaviour)")
+    parser.add_argument("--feather", type=float, default=1.5, help="placement: sigma in px with --matte feather")
     parser.add_argument("--device", default="cpu")
 
 
@@ -169,6 +206,8 @@ def check_args(args) -> list[str]:
     import re
 
     errors = []
+    if not 0 <= args.feather <= 20:
+        errors.append(f"--feather: expected 0 <= x <= 20, got {args.feather}")
     if args.frames < 1:
         errors.append(f"--frames: expected >= 1, got {args.frames}")
     if not re.fullmatch(r"\d+x\d+", str(args.size).lower()):
@@ -195,9 +234,13 @@ def run(args) -> int:
     tracker = {"corners": [[float(x), float(y)] for x, y in truths[0]["corners"]]} if args.tracker else None
     background = "truth" if args.truth_mask else {"compensate": args.compensate, "scale": args.scale,
                                                    "shadows": args.shadows}
-    result = evaluate_placement(frames, truths, background=background, tracker=tracker, device=args.device)
+    placement = {"matte": args.matte, "feather": args.feather}
+    result = evaluate_placement(frames, truths, background=background, placement=placement, tracker=tracker,
+                                device=args.device)
     print(f"visible-ad IoU: frames {result['frames']}  mean {result['mean_iou']:.4f}  min {result['min_iou']:.4f}  "
           f"pooled {result['pooled_iou']:.4f}  invalid {len(result['invalid_frames'])}")
+    print(f"rim around figures (px per px of outline): old surface showing {result['rim_old_px']:.3f}  "
+          f"ad over figures {result['rim_over_px']:.3f}")
     return 0
 
 

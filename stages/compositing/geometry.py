@@ -24,19 +24,18 @@ def quad_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return cv2.getPerspectiveTransform(np.asarray(src, np.float32), np.asarray(dst, np.float32)).astype(np.float64)
 
 
-def ref_from_ad(ad_w: int, ad_h: int, surface: np.ndarray, fit: str = "stretch", inset: float = 0.0) -> np.ndarray:
-    """Place a ad_w x ad_h ad on the surface quad (reference-frame pixels). `fit`: 'stretch' maps
-    the ad's corners onto the quad's; 'contain' keeps the ad's aspect ratio inside the surface
-    (whose aspect is estimated from the quad's mean side lengths) and centres it. `inset` in
-    [0, 0.45] leaves that fraction of the surface free on every side. Returns ref_from_ad."""
+def ad_box(ad_w: int, ad_h: int, surface: np.ndarray, fit: str = "stretch", inset: float = 0.0):
+    """Where a ad_w x ad_h ad sits on the surface quad, in the surface's unit square (0..1 from its
+    top-left corner along its top and left sides): (lo, hi) (2,) float64 arrays, the ad's top-left
+    and bottom-right. `fit`: 'stretch' fills the square; 'contain' keeps the ad's aspect ratio
+    (the surface's aspect is estimated from the quad's mean side lengths) and centres it. `inset` in
+    [0, 0.45] leaves that fraction of the surface free on every side."""
     if fit not in ("stretch", "contain"):
         raise ValueError(f"fit: expected 'stretch' or 'contain', got {fit!r}")
     if not 0 <= inset <= 0.45:
         raise ValueError(f"inset: expected 0 <= inset <= 0.45, got {inset}")
     quad = np.asarray(surface, np.float64).reshape(4, 2)
-    unit = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-    ref_from_unit = quad_homography(unit, quad)
-    lo, hi = np.array([inset, inset]), np.array([1 - inset, 1 - inset])
+    lo, hi = np.full(2, float(inset)), np.full(2, 1.0 - inset)
     if fit == "contain":
         sides = np.linalg.norm(quad - np.roll(quad, -1, 0), axis=1)  # top, right, bottom, left
         surface_aspect = (sides[0] + sides[2]) / max(1e-9, sides[1] + sides[3]) * (hi[0] - lo[0]) / (hi[1] - lo[1])
@@ -47,6 +46,15 @@ def ref_from_ad(ad_w: int, ad_h: int, surface: np.ndarray, fit: str = "stretch",
         else:
             frac = ad_aspect / surface_aspect
             lo[0], hi[0] = 0.5 - (0.5 - lo[0]) * frac, 0.5 + (hi[0] - 0.5) * frac
+    return lo, hi
+
+
+def ref_from_ad(ad_w: int, ad_h: int, surface: np.ndarray, fit: str = "stretch", inset: float = 0.0) -> np.ndarray:
+    """Place a ad_w x ad_h ad on the surface quad (reference-frame pixels) as `ad_box` says: the
+    ad's corners on the corners of its box. Returns ref_from_ad."""
+    lo, hi = ad_box(ad_w, ad_h, surface, fit, inset)
+    unit = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    ref_from_unit = quad_homography(unit, np.asarray(surface, np.float64).reshape(4, 2))
     target = project(ref_from_unit, np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]]))
     return quad_homography(ad_corners(ad_w, ad_h), target)
 
