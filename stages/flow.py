@@ -92,6 +92,9 @@ class FlowParams:
                         "(meta flow_scale) or upsampled to the full frame size")
     track_stats: bool = param(True, doc="per-box flow mean/std/magnitude into detections.data")
     device: str = param("auto", doc="auto (the pipeline's) | cpu | cuda | cuda:N; OpenCV methods run on the host")
+    trace: bool = param(True, doc="torch methods: run each frame's flow as one TorchScript trace (made per frame "
+                        "size, checked against eager on its first frame): one GIL release instead of hundreds, "
+                        "so the stage keeps its speed next to other busy threads")
     horn_schunck: HornSchunckParams = param(default_factory=HornSchunckParams, doc="coarse-to-fine HS: alpha, "
                                             "iterations, warps, levels, factor, presmooth, median, derivatives, "
                                             "interpolation, cuda_graph")
@@ -164,6 +167,7 @@ class FlowStage(Stage):
         self.pairs = 0
         self.resets = 0
         self.graph_failure = None
+        self._traced = None
 
     def _reset(self) -> None:
         self._prev = None        # previous working-scale grey image (tensor, or uint8 array for OpenCV)
@@ -182,6 +186,14 @@ class FlowStage(Stage):
 
             kwargs = vars(p.dis) if p.method == "dis" else vars(p.farneback)
             self._opencv = OpenCVFlow(p.method, **kwargs)
+        else:
+            from pipeline.traced import TracedCall
+            from stages.opticalflow.methods import torch_flow
+
+            kwargs = vars(getattr(p, p.method))
+            # CUDA-graph replay keeps per-thread buffers: it and tracing do not mix
+            self._traced = TracedCall(lambda a, b, f0: torch_flow(p.method, a, b, f0, **kwargs), f"{self.name}: trace",
+                                      enabled=p.trace and not kwargs.get("cuda_graph", False))
         self._reset()
 
     # ---- per frame
@@ -215,9 +227,7 @@ class FlowStage(Stage):
         flow0 = self._prev_flow if warm else None
         if self._opencv is not None:
             return self._opencv(prev, cur, flow0)
-        from stages.opticalflow.methods import torch_flow
-
-        return torch_flow(p.method, prev, cur, flow0, **vars(getattr(p, p.method)))
+        return self._traced(prev, cur, flow0)
 
     def process(self, frame: Frame) -> Frame:
         import torch
@@ -264,4 +274,6 @@ class FlowStage(Stage):
                "resets": self.resets, "device": str(self.device)}
         if self.graph_failure:
             out["cuda_graph"] = f"off ({self.graph_failure})"
+        if self._traced is not None and self._traced.enabled:
+            out["trace"] = f"off ({self._traced.fallback})" if self._traced.fallback else f"{self._traced.traces} traced"
         return out

@@ -160,3 +160,15 @@ def test_registered():
 
     assert stage_registry().get("flow") is FlowStage
     assert FlowStage.writes == {"flow", "track_flow"}
+
+
+@pytest.mark.parametrize("method", ["horn_schunck", "horn_schunck_classic", "lucas_kanade"])
+def test_traced_flow_equals_eager(device, method):
+    """The default trace path gives the eager kernels' flow, frame after frame (warm start included)."""
+    traced, eager = make({"method": method, "scale": 0.5}, device), make({"method": method, "scale": 0.5, "trace": False}, device)
+    for i, im in enumerate(clip(5, d=(1.0, 0.5))):
+        a, b = traced.process(Frame(i, i / 30, im)), eager.process(Frame(i, i / 30, im.copy()))
+        if i:
+            np.testing.assert_allclose(host(a.flow), host(b.flow), rtol=0, atol=1e-4)
+    warm = method != "lucas_kanade"                  # the first pair (no warm start) has its own trace
+    assert traced.summary()["trace"] == f"{1 + warm} traced" and "trace" not in eager.summary()

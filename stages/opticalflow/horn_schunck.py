@@ -22,7 +22,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
-from .pyramid import build_pyramid, check_images, filter_separable, gaussian_blur, level_sizes, \
+from .pyramid import build_pyramid, check_images, dims, filter_separable, gaussian_blur, level_sizes, \
     median_filter, resize_flow, warp
 
 # The weighted-average kernel of section 8; u_bar = conv(u, HS_AVERAGE_KERNEL).
@@ -96,7 +96,7 @@ class _Buffers:
     def _views(self, src, dst):
         """Views for one step reading `src` and writing `dst`."""
         s, h, w, n = self.s, self.h, self.w, self.n
-        nb = src.shape[0]
+        nb = int(src.shape[0])
         st = (2 * n, n)
         # Right pad of row r and left pad of row r+1 are neighbours in the flat layout: one copy
         # from columns W and 1 (strides 1 vs 3); then the top/bottom pad rows from rows 1 and H.
@@ -208,7 +208,7 @@ CACHE_PIXELS = 1 << 18   # eager buffers up to this size are kept per thread and
 def _buffers(shape, dtype, device) -> _Buffers:
     """Eager buffers, reused per thread for small images (video frames at a working scale), where
     allocating them and their views would cost as much as the iterations."""
-    if shape[0] * shape[2] * shape[3] > CACHE_PIXELS:
+    if shape[0] * shape[2] * shape[3] > CACHE_PIXELS or torch.jit.is_tracing():   # a trace makes its own
         return _Buffers(shape, dtype, device)
     cache = getattr(_LOCAL, "buffers", None)
     if cache is None:
@@ -227,7 +227,7 @@ def _step_core(buf, a0, a1, cf, out) -> None:
     """One Jacobi step on the flat padded layout as a single expression, written into `out` (the
     other buffer's interior): torch.compile fuses it into one kernel. Same arithmetic as
     _Buffers.step (weights 1 at corners, 2 at edges, 0 at the centre = 12 x the average)."""
-    n, l = buf.shape[-1], out.shape[-1]
+    n, l = int(buf.shape[-1]), int(out.shape[-1])
     s = (n - l - 2) // 2
     corners = buf[..., 0:l] + buf[..., 2:l + 2] + buf[..., 2 * s:2 * s + l] + buf[..., 2 * s + 2:2 * s + 2 + l]
     edges = buf[..., 1:l + 1] + buf[..., s:s + l] + buf[..., s + 2:s + 2 + l] + buf[..., 2 * s + 1:2 * s + 1 + l]
@@ -258,7 +258,7 @@ def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float
         raise ValueError(f"hs_jacobi: alpha must be > 0, got {alpha}")
     if iterations < 0:
         raise ValueError(f"hs_jacobi: iterations must be >= 0, got {iterations}")
-    n_b, _, h, w = ex.shape
+    n_b, _, h, w = dims(ex)
     if flow0 is None:
         flow0 = torch.zeros(n_b, 2, h, w, dtype=ex.dtype, device=ex.device)
     elif flow0.shape != (n_b, 2, h, w):
@@ -315,7 +315,7 @@ def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8
         raise ValueError(f"horn_schunck: derivatives must be one of {DERIVATIVES}, got {derivatives!r}")
     if warps < 1:
         raise ValueError(f"horn_schunck: warps must be >= 1, got {warps}")
-    n_b, _, h, w = image1.shape
+    n_b, _, h, w = dims(image1)
     if flow0 is not None and flow0.shape != (n_b, 2, h, w):
         raise ValueError(f"horn_schunck: flow0 must be {(n_b, 2, h, w)}, got {tuple(flow0.shape)}")
     both = gaussian_blur(torch.cat([image1, image2], 1), presmooth)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .horn_schunck import central_derivatives
-from .pyramid import build_pyramid, check_images, filter_separable, gaussian_blur, level_sizes, \
+from .pyramid import build_pyramid, check_images, dims, filter_separable, gaussian_blur, level_sizes, \
     median_filter, resize_flow, warp
 
 
@@ -35,7 +35,7 @@ def lucas_kanade_dense(image1: torch.Tensor, image2: torch.Tensor, *, sigma: flo
         raise ValueError(f"lucas_kanade_dense: sigma must be > 0, got {sigma}")
     if reg < 0:
         raise ValueError(f"lucas_kanade_dense: reg must be >= 0, got {reg}")
-    n_b, _, h, w = image1.shape
+    n_b, _, h, w = dims(image1)
     both = gaussian_blur(torch.cat([image1, image2], 1), presmooth)
     sizes = level_sizes(h, w, levels, factor, min_size)
     pyramid = build_pyramid(both, sizes, factor)
@@ -70,7 +70,7 @@ def _lk_increment(im1, im2, flow, sigma, reg, interpolation):
 def _sample(image: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of image (B,1,H,W) at pixel positions xy (B,N,K,2) -> (B,N,K); borders
     replicated."""
-    h, w = image.shape[-2:]
+    h, w = dims(image)[-2:]
     scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=xy.dtype, device=xy.device)
     grid = xy * scale - 1.0
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
@@ -103,7 +103,7 @@ def _track(pyr1, grads, pyr2, points, sizes, offsets, iterations, eps):
                 break
         guess = guess + d
         if level == 0:
-            k = offsets.shape[-2]
+            k = int(offsets.shape[-2])
             tr, dt = (gxx + gyy) / k, det / (k * k)
             min_eig = tr / 2 - torch.sqrt(torch.clamp(tr * tr / 4 - dt, min=0))
         else:
@@ -129,7 +129,7 @@ def lucas_kanade_sparse(image1: torch.Tensor, image2: torch.Tensor, points: torc
     if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[0] != image1.shape[0]:
         raise ValueError(f"lucas_kanade_sparse: points must be (B,N,2) or (N,2), got {tuple(points.shape)}")
     pts = pts.to(device=image1.device, dtype=image1.dtype)
-    n_b, _, h, w = image1.shape
+    n_b, _, h, w = dims(image1)
     sizes = level_sizes(h, w, levels, 0.5, min_size=max(window // 2, 8))
     pyr = build_pyramid(torch.cat([image1, image2], 1), sizes, 0.5)
     pyr1, pyr2 = [p[:, 0:1] for p in pyr], [p[:, 1:2] for p in pyr]

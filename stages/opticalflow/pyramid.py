@@ -29,6 +29,12 @@ def check_images(name: str, *images: torch.Tensor) -> None:
         raise ValueError(f"{name}: images must be at least 2x2, got {tuple(first.shape[-2:])}")
 
 
+def dims(x: torch.Tensor) -> tuple[int, ...]:
+    """x.shape as Python ints (also while torch.jit.trace records sizes as tensors: traces are
+    made per shape, so sizes are constants there)."""
+    return tuple(int(v) for v in x.shape)
+
+
 def to_gray(images: torch.Tensor) -> torch.Tensor:
     """BGR to grey. Convention: (B,3,H,W) or (3,H,W), uint8 or float, BGR -> (B,1,H,W) float32,
     same scale as the input (uint8 gives 0..255)."""
@@ -64,7 +70,7 @@ def filter_separable(x: torch.Tensor, taps_x, taps_y=None) -> torch.Tensor:
             continue
         pad = (r, r, 0, 0) if dim == 3 else (0, 0, r, r)
         p = F.pad(x, pad, mode="replicate")
-        n = x.shape[dim]
+        n = int(x.shape[dim])
         out = p.narrow(dim, 0, n) * taps[0]
         for i in range(1, len(taps)):
             if taps[i] != 0.0:
@@ -119,7 +125,7 @@ def build_pyramid(x: torch.Tensor, sizes: list[tuple[int, int]], factor: float) 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resample a flow field to `size` and rescale its values to the new pixel units.
     Convention: (B,2,H,W) float pixels -> (B,2,h,w) pixels of the new size."""
-    h0, w0 = flow.shape[-2:]
+    h0, w0 = dims(flow)[-2:]
     if (h0, w0) == tuple(size):
         return flow
     out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
@@ -142,7 +148,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tup
     not, and biases sub-pixel flow by a few hundredths of a pixel)."""
     if mode not in ("bilinear", "bicubic"):
         raise ValueError(f"warp: mode must be 'bilinear' or 'bicubic', got {mode!r}")
-    b, _, h, w = image.shape
+    b, _, h, w = dims(image)
     if flow.shape != (b, 2, h, w):
         raise ValueError(f"warp: flow must be {(b, 2, h, w)}, got {tuple(flow.shape)}")
     pos = base_grid(h, w, flow.device, flow.dtype) + flow
@@ -163,7 +169,7 @@ def cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
 
 def _warp_cubic(image: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Separable cubic interpolation at pixel positions pos (B,2,H,W); taps clamped to the image."""
-    b, c, h, w = image.shape
+    b, c, h, w = dims(image)
     x = pos[:, 0:1].clamp(-2.0, w + 1.0)
     y = pos[:, 1:2].clamp(-2.0, h + 1.0)
     x0, y0 = torch.floor(x), torch.floor(y)
@@ -225,7 +231,7 @@ def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
         return x
     if size % 2 == 0:
         raise ValueError(f"median_filter: size must be odd, got {size}")
-    h, w = x.shape[-2:]
+    h, w = dims(x)[-2:]
     r = size // 2
     p = F.pad(x, (r, r, r, r), mode="replicate")
     v = [p[..., i:i + h, j:j + w] for i in range(size) for j in range(size)]
