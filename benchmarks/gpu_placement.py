@@ -70,8 +70,9 @@ def main(argv=None) -> int:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name(0) if dev == "cuda" else "no GPU"
     print(f"torch {torch.__version__}, {name}; ms per frame, median / mean, after 5 warm-up frames")
-    print("| size | device | background (static) | background (compensate: homography) | placement (torch) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| size | device | background (static) | background (compensate: homography) | placement (torch) "
+          "| placement, old edges (fill none, matte feather) |")
+    print("| --- | --- | --- | --- | --- | --- |")
 
     def plane(frame, truth):
         frame.plane = Plane(truth["frame_from_ref"], truth["corners"], True, 1.0)
@@ -86,6 +87,8 @@ def main(argv=None) -> int:
                 (lambda: stage(BackgroundStage, {"compensate": "homography"}, device, w, h), lambda f, t: None),
                 (lambda: stage(PlacementStage, {"backend": "torch", "image": str(ROOT / "configs/assets/ad.png")},
                                device, w, h), plane),
+                (lambda: stage(PlacementStage, {"backend": "torch", "image": str(ROOT / "configs/assets/ad.png"),
+                                                "fill": "none", "matte": "feather"}, device, w, h), plane),
             ):
                 med, mean = time_stage(make, clip, device, feed)
                 cells.append(f"{med:.2f} / {mean:.2f}")
@@ -95,7 +98,8 @@ def main(argv=None) -> int:
                                 background={"compensate": "homography", "shadows": False},
                                 placement={"backend": "torch"})
     print(f"visible-ad IoU on billboard seed 0 (640x360, 150 frames, true planes, {dev}): "
-          f"mean {result['mean_iou']:.4f}, min {result['min_iou']:.4f}")
+          f"mean {result['mean_iou']:.4f}, min {result['min_iou']:.4f}; rim: old surface {result['rim_old_px']:.3f} px, "
+          f"ad over figures {result['rim_over_px']:.3f} px")
     return 0
 
 

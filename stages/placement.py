@@ -49,9 +49,10 @@ class PlacementParams:
     fill_color: list[int] | None = param(None, doc="fill color: the backdrop's colour [B, G, R] 0-255 (null = the ad's mean colour)")
     occlusion: bool = param(True, doc="hide the ad where Frame.mask is foreground")
     matte: str = param("guided", choices=("guided", "feather"),
-                       doc="occlusion edge: guided (the mask refined with a guided filter on the frame, so it follows the "
-                           "occluder's outline: no rim of old surface or ad around people); feather (the mask blurred by `feather`)")
-    matte_radius: int = param(4, ge=1, le=32, doc="matte guided: window radius in px (the mask may be off by up to ~this much)")
+                       doc="occlusion edge: guided (the mask refined with a guided filter on the frame so that it follows the "
+                           "occluder's outline: a mask a pixel or two off leaves no rim of old surface or of ad around people); "
+                           "feather (the mask blurred by `feather`)")
+    matte_radius: int = param(4, ge=1, le=32, doc="matte guided: window radius in px (corrects mask errors up to about half of it)")
     matte_eps: float = param(1e-3, gt=0, le=1, doc="matte guided: regularisation in (grey/255)^2 (edges weaker than ~sqrt(eps)*255 "
                              "grey levels are not followed)")
     matte_contrast: float = param(4.0, ge=1, le=100, doc="matte guided: steepness of the refined edge (1 = the filter's own ramp)")
