@@ -286,12 +286,12 @@ def bench(cfg, loop: bool = False, progress=None) -> tuple[dict, dict]:
 
     def sample(runner) -> None:  # the first call comes once the threads run (setup excluded)
         if not first:
-            first.append((time.perf_counter(), machine_busy(), time.process_time()))
+            first.append((time.perf_counter(), machine_busy(), runner.cpu_time()))
         if progress is not None:
             progress(runner)
 
     stats = pipe.run(sample)
-    end = (time.perf_counter(), machine_busy(), time.process_time())
+    end = (time.perf_counter(), machine_busy(), pipe.runner.cpu_time() if pipe.runner else time.process_time())
     others = None
     if first and first[0][1] is not None and end[1] is not None and end[0] - first[0][0] > 0.5:
         others = max(0.0, (end[1] - first[0][1]) - (end[2] - first[0][2])) / (end[0] - first[0][0])

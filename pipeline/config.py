@@ -63,6 +63,8 @@ class StageCommon:
 
     type: str = param(doc="stage type (see the list below)")
     name: str | None = param(None, doc="unique name, used by --set stages.NAME.key=value; defaults to type")
+    process: bool = param(False, doc="run the stage in its own worker process (CPU pipelines): a GIL of its own "
+                          "for a Python-heavy stage; frames cross a pipe (see pipeline.isolation)")
 
 
 @dataclass
@@ -87,9 +89,14 @@ class ComponentSpec:
     params: Any
     path: str            # "source", "stages[2]", "sinks[0]"
     name: str = ""
+    process: bool = False  # stages: in a worker process (pipeline.isolation)
 
     def build(self):
         if self.path.startswith("stages"):
+            if self.process:
+                from .isolation import ProcessStage
+
+                return ProcessStage(self.cls, self.params, name=self.name)
             return self.cls(self.params, name=self.name)
         return self.cls(self.params)
 
@@ -210,11 +217,15 @@ def _component(item, path: str, reg: Registry, errors: list[str], named: bool) -
     if name is not None and not isinstance(name, str):
         errors.append(f"{path}.name: expected a string, got {name!r}")
         name = None
+    process = item.pop("process", False) if named else False
+    if not isinstance(process, bool):
+        errors.append(f"{path}.process: expected true or false, got {process!r}")
+        process = False
     cls = _resolve(reg, kind, f"{path}.type", errors)
     if cls is None:
         return None
     params = build(cls.Params, item, path, errors)
-    return ComponentSpec(kind, cls, params, path, name or kind)
+    return ComponentSpec(kind, cls, params, path, name or kind, process)
 
 
 def _output_clashes(source: ComponentSpec | None, sinks: list) -> list[str]:

@@ -26,5 +26,6 @@ class StageError(PipelineError):
         self.frame_index = frame_index
         self.cause = cause
         where = f"on frame {frame_index}" if frame_index is not None else "during setup/close"
-        detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        kind = getattr(cause, "type_name", None) or type(cause).__name__   # WorkerError: the worker's type
+        detail = f": {kind}: {cause}" if cause is not None else ""
         super().__init__(f"stage {stage!r} failed {where}{detail}")

@@ -101,6 +101,10 @@ class Runner:
                 self._stop_at = time.perf_counter()
             self.stop_event.set()
 
+    def cpu_time(self) -> float:
+        """CPU seconds of this process and of the stages' worker processes (pipeline.isolation)."""
+        return time.process_time() + sum(getattr(s, "worker_cpu", 0.0) for s in self.stages)
+
     def _discarding(self, pos: int) -> bool:
         return pos <= self._discard_upto
 
@@ -120,6 +124,10 @@ class Runner:
                 policy = "drop_oldest" if (self.info.live or getattr(self.source, "live", False)) else "block"
             self.device, self.drop_policy = device, policy
             shared: dict = {}
+            for stage in self.stages:   # worker processes start first and import in parallel
+                if hasattr(stage, "launch"):
+                    self._opened.append(("stage", stage))
+                    stage.launch(self._context(stage.name, device, shared), self.stage_threads)
             for stage in self.stages:
                 try:
                     with self._setup_threads():
@@ -128,7 +136,8 @@ class Runner:
                     raise
                 except Exception as exc:
                     raise StageError(stage.name, None, exc) from exc
-                self._opened.append(("stage", stage))
+                if ("stage", stage) not in self._opened:
+                    self._opened.append(("stage", stage))
             torch = sys.modules.get("torch")
             if str(device).startswith("cuda") and torch is not None and torch.cuda.is_available():
                 torch.cuda.synchronize()  # what setup() queued (weights, graphs) is done before any stage stream runs
@@ -154,7 +163,7 @@ class Runner:
         self.stage_stats = [self.stats.add_stage(s.name, s.type_name or type(s).__name__) for s in self.stages]
         sink_stats = self.stats.add_stage("sinks", ",".join(_label(s) for s in self.sinks) or "none")
         self.stats.started = time.perf_counter()
-        self.stats.cpu_started = time.process_time()
+        self.stats.cpu_started = self.cpu_time()
         targets = [("vidpipe-source", self._source_loop, ())]
         for pos, stage in enumerate(self.stages):
             targets.append((f"vidpipe-{stage.name}", self._stage_loop, (pos, stage, self.stage_stats[pos])))
@@ -279,7 +288,7 @@ class Runner:
                 finally:
                     held = None  # the inputs' device tensors may go once the stream is done with them
                 dt = time.perf_counter() - t0
-                st.cpu += time.thread_time() - c0
+                st.cpu += time.thread_time() - c0 + stage.external_cpu()
                 outs = [f for f in outs if f is not None]
                 st.record(len(frames), len(outs), dt)
                 for frame in outs:
@@ -381,7 +390,7 @@ class Runner:
             self._abort.set()
         self._close_all()
         self.stats.ended = time.perf_counter()  # finalizing the outputs is part of the run
-        self.stats.cpu_ended = time.process_time()
+        self.stats.cpu_ended = self.cpu_time()
         extra = {"device": self.device, "drop_policy": self.drop_policy,
                  "stopped": "error" if self._error else ("stop" if self._stop_at else "end")}
         source = {"type": getattr(self.source, "type_name", ""), "uri": getattr(self.info, "uri", "")}

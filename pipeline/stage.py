@@ -87,6 +87,11 @@ class Stage:
     def close(self) -> None:
         pass
 
+    def external_cpu(self) -> float:
+        """CPU seconds this stage used outside its own thread since the last call (a worker
+        process, see pipeline.isolation); the runner adds it to the stage's CPU time."""
+        return 0.0
+
     # Frames in, frames out: the stage's summary for the stats table (e.g. counts, model name).
     def summary(self) -> dict[str, Any]:
         return {}

@@ -1,0 +1,240 @@
+"""A stage in its own process (`process: true` on a stage in the YAML).
+
+Why: the stage threads of one interpreter share one GIL. A chain of Python-heavy stages (numpy on
+small arrays, OpenCV calls, torch ops) keeps every thread waiting for it, so on a CPU the chain
+uses ~1.3 of 2 cores however the work is split. A stage moved into a worker process has a GIL of
+its own; its thread in the runner only ships frames (a pipe, pickle protocol 5) and waits with the
+GIL released.
+
+What crosses the pipe: the frame's picture and the fields the stage reads (declared `reads` and
+`optional_reads`) go to the worker; the fields it writes (`writes`), `meta` and `timings` come
+back. Frames keep their order (one in flight per stage). The worker is started with the `spawn`
+method (no fork of a threaded process), builds the stage from its class and params, runs
+`setup()` there, and reports errors as one line with the original exception's type. It ignores
+Ctrl-C: the runner decides when it stops, and `close()` ends it (terminated if it hangs).
+Host only: a CUDA pipeline keeps its stages in threads (device tensors do not cross processes).
+CPU time: the worker's own CPU (all its threads) is reported with every frame and counted for the
+stage by the runner and the bench (`external_cpu`).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import pickle
+import signal
+import threading
+import time
+from typing import Any
+
+from .frame import Frame
+from .params import ConfigError
+from .stage import Stage, StageContext
+
+log = logging.getLogger("vidpipe")
+
+# FIELDS key -> Frame attribute that holds it
+_ATTRIBUTES = {"detections": "detections", "tracks": "detections", "track_flow": "detections",
+               "mask": "mask", "flow": "flow", "activities": "activities", "events": "events",
+               "plane": "plane"}
+START_TIMEOUT = 120.0     # seconds for a worker to import its modules and run setup()
+CLOSE_TIMEOUT = 10.0
+
+
+def _host(value):
+    """Tensors become numpy arrays (the host contract); anything else is sent as it is."""
+    if type(value).__module__.startswith("torch"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def pack(frame: Frame, keys) -> dict:
+    """The frame's identity, picture, meta and the attributes for `keys` (FIELDS keys)."""
+    out = {"index": frame.index, "time": frame.time, "pts": frame.pts, "time_base": frame.time_base,
+           "source": frame.source, "decoded_at": frame.decoded_at, "meta": frame.meta, "timings": frame.timings}
+    for attr in {_ATTRIBUTES[k] for k in keys if k in _ATTRIBUTES}:
+        out[attr] = _host(getattr(frame, attr))
+    return out
+
+
+def unpack(data: dict, image) -> Frame:
+    frame = Frame(data["index"], data["time"], image, source=data["source"], pts=data["pts"],
+                  time_base=data["time_base"], decoded_at=data["decoded_at"])
+    for key, value in data.items():
+        if key not in ("index", "time", "pts", "time_base", "source", "decoded_at"):
+            setattr(frame, key, value)
+    return frame
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    return type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""
+
+
+class WorkerError(RuntimeError):
+    """An exception raised in a stage's worker process, with the original type's name."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{message} (in the stage's worker process)")
+        self.type_name = type_name
+
+
+def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_threads: int) -> None:
+    """The worker process: build, set up, then answer frames until 'close'."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    process_time = time.process_time
+    try:
+        module, qualname = cls_path.split(":")
+        cls = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        stage = cls(params, name=name)
+        if stage_threads:
+            import torch
+
+            torch.set_num_threads(stage_threads)
+        stage.setup(StageContext(device, source, threading.Event(), logging.getLogger(f"vidpipe.{name}"), {}))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", _describe(exc), process_time(), isinstance(exc, ConfigError)))
+        return
+    writes = stage.writes
+    conn.send(("ready", None, process_time(), False))
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):       # the parent is gone
+            return
+        kind, data, image = pickle.loads(message)
+        if kind == "close":
+            summary, error = {}, None
+            try:
+                stage.close()
+                summary = stage.summary() or {}
+            except BaseException as exc:  # noqa: BLE001
+                error = _describe(exc)
+            conn.send_bytes(pickle.dumps(("closed", (summary, error), None, process_time()), protocol=5))
+            return
+        try:
+            out = stage.process(unpack(data, image))
+            if out is None:
+                reply = ("dropped", None, None)
+            else:
+                reply = ("frame", pack(out, writes), out.image if "image" in writes else None)
+        except BaseException as exc:  # noqa: BLE001
+            reply = ("error", _describe(exc), None)
+        conn.send_bytes(pickle.dumps((*reply, process_time()), protocol=5))
+
+
+class ProcessStage(Stage):
+    """Runs `cls(params, name)` in a worker process; same reads, writes and results."""
+
+    def __init__(self, cls: type, params: Any = None, name: str | None = None) -> None:
+        inner = cls(params, name=name)    # reads/writes may depend on params; nothing heavy in constructors
+        super().__init__(inner.params, inner.name)
+        self.cls = cls
+        self.type_name = inner.type_name
+        self.reads, self.optional_reads, self.writes = inner.reads, inner.optional_reads, inner.writes
+        self._send_keys = self.reads | self.optional_reads
+        self._proc = self._conn = None
+        self._summary: dict = {}
+        self._cpu = 0.0           # the worker's CPU seconds reported so far
+        self._cpu_taken = 0.0     # ... of which external_cpu() has handed out
+
+    # ---- lifecycle ----
+    def launch(self, context: StageContext, stage_threads: int = 1) -> None:
+        """Start the worker (imports and setup run there, in parallel with the other stages')."""
+        import multiprocessing
+
+        if str(context.device).startswith("cuda"):
+            raise ConfigError(f"{self.name}.process: a stage in its own process runs on the host; "
+                              f"pipeline.device is {context.device} (set process: false or device: cpu)")
+        if self._proc is not None:
+            return
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_worker, name=f"vidpipe-{self.name}", daemon=True,
+                                 args=(child, f"{self.cls.__module__}:{self.cls.__qualname__}", self.params,
+                                       self.name, str(context.device), context.source, stage_threads))
+        self._proc.start()
+        child.close()
+
+    def setup(self, context: StageContext) -> None:
+        super().setup(context)
+        self.launch(context)
+        if not self._conn.poll(START_TIMEOUT):
+            self._kill()
+            raise RuntimeError(f"worker process did not start within {START_TIMEOUT:.0f} s")
+        try:
+            kind, error, cpu, config_error = self._conn.recv()
+        except (EOFError, OSError):
+            raise RuntimeError(f"worker process exited during setup (exit code {self._exit_code()})") from None
+        self._cpu = self._cpu_taken = cpu       # setup's CPU is not a frame's
+        if kind == "error":
+            self._kill()
+            if config_error:
+                raise ConfigError(error[1])
+            raise WorkerError(*error)
+
+    def process(self, frame: Frame) -> Frame | None:
+        data = pack(frame, self._send_keys)
+        try:
+            self._conn.send_bytes(pickle.dumps(("frame", data, frame.image), protocol=5))
+            kind, payload, image, cpu = pickle.loads(self._conn.recv_bytes())
+        except (EOFError, OSError, BrokenPipeError):
+            raise RuntimeError(f"worker process died (exit code {self._exit_code()})") from None
+        self._cpu = cpu
+        if kind == "error":
+            raise WorkerError(*payload)
+        if kind == "dropped":
+            return None
+        for key, value in payload.items():
+            if key not in ("index", "time", "pts", "time_base", "source", "decoded_at"):
+                setattr(frame, key, value)
+        if image is not None:
+            frame.set_image(image)
+        return frame
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            if self._proc.is_alive():
+                self._conn.send_bytes(pickle.dumps(("close", None, None), protocol=5))
+                if self._conn.poll(CLOSE_TIMEOUT):
+                    _, (summary, error), _, cpu = pickle.loads(self._conn.recv_bytes())
+                    self._summary, self._cpu = summary, cpu
+                    if error is not None:
+                        raise WorkerError(*error)
+        except (EOFError, OSError):
+            pass
+        finally:
+            self._kill()
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.join(CLOSE_TIMEOUT if proc.is_alive() else 0)
+        if proc.is_alive():
+            log.warning("%s: worker process did not end; terminated", self.name)
+            proc.terminate()
+            proc.join(2.0)
+        self._conn.close()
+
+    def _exit_code(self):
+        if self._proc is None:
+            return None
+        self._proc.join(1.0)
+        return self._proc.exitcode
+
+    # ---- reporting ----
+    def external_cpu(self) -> float:
+        """CPU seconds the worker used since the last call (for the stage's share)."""
+        delta, self._cpu_taken = self._cpu - self._cpu_taken, self._cpu
+        return delta
+
+    @property
+    def worker_cpu(self) -> float:
+        """CPU seconds the worker has used in all (setup included)."""
+        return self._cpu
+
+    def summary(self) -> dict:
+        return {**self._summary, "process": "worker"}

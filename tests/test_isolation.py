@@ -1,0 +1,118 @@
+"""pipeline.isolation: a stage in its own worker process gives the same frames, errors, drops
+and summaries as in a thread, and its CPU time is counted."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakes import FakeSink, FakeSource
+from pipeline import ConfigError, Pipeline, StageError
+from pipeline.config import from_dict
+from pipeline.isolation import ProcessStage
+from pipeline.stage import SourceInfo, StageContext
+from workerstages import BadSetupStage, MarkStage, WorkerParams
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class KeepSink(FakeSink):
+    def write(self, frame) -> None:
+        super().write(frame)
+        self.frames = getattr(self, "frames", []) + [frame]
+
+
+def run(stage, count=12, **sink_kw):
+    sink = KeepSink(**sink_kw)
+    stats = Pipeline(FakeSource(count=count), [stage], [sink], device="cpu", print_stats=False).run()
+    return stats, sink
+
+
+def test_same_frames_as_in_a_thread_and_worker_is_another_process():
+    stats, sink = run(ProcessStage(MarkStage, WorkerParams(), name="mark"))
+    _, ref = run(MarkStage(WorkerParams(), name="mark"))
+    assert sink.indices == ref.indices == list(range(12))
+    for got, want in zip(sink.frames, ref.frames):
+        np.testing.assert_array_equal(got.image, want.image)                 # written image came back
+        np.testing.assert_array_equal(got.detections.xyxy, want.detections.xyxy)
+        assert got.meta["pid"] != os.getpid() and want.meta["pid"] == os.getpid()
+    assert stats["stages"][0]["summary"] == {"frames": 12, "process": "worker"}
+
+
+def test_drops_are_counted_like_in_a_thread():
+    stats, sink = run(ProcessStage(MarkStage, WorkerParams(drop_every=3), name="mark"))
+    assert sink.indices == [i for i in range(12) if (i + 1) % 3]
+    assert stats["frames_written"] == 8
+
+
+def test_error_in_worker_names_stage_frame_and_original_type():
+    with pytest.raises(StageError) as info:
+        run(ProcessStage(MarkStage, WorkerParams(fail_at=5), name="mark"))
+    assert info.value.frame_index == 5 and "ValueError: boom at 5" in str(info.value)
+
+
+def test_worker_that_dies_is_a_clear_error_and_earlier_frames_are_kept():
+    sink = KeepSink()
+    with pytest.raises(StageError) as info:
+        Pipeline(FakeSource(count=12), [ProcessStage(MarkStage, WorkerParams(die_at=4), name="mark")], [sink],
+                 device="cpu", print_stats=False).run()
+    assert info.value.frame_index == 4 and "worker process died (exit code 3)" in str(info.value)
+    assert sink.indices == [0, 1, 2, 3] and sink.closes == 1
+
+
+def test_setup_error_raised_before_any_frame():
+    sink = KeepSink()
+    with pytest.raises(StageError) as info:
+        Pipeline(FakeSource(count=5), [ProcessStage(BadSetupStage, WorkerParams(), name="bad")], [sink],
+                 device="cpu", print_stats=False).run()
+    assert "FileNotFoundError: weights.pt not found" in str(info.value) and sink.indices == []
+
+
+def test_worker_cpu_is_counted_for_the_stage():
+    stats, _ = run(ProcessStage(MarkStage, WorkerParams(burn=0.02), name="mark"), count=10)
+    stage = next(s for s in stats["stages"] if s["name"] == "mark")
+    assert stage["cpu_s"] >= 10 * 0.02 * 0.9            # the proxy thread alone would be ~0
+    assert stats["cpu_s"] >= stage["cpu_s"]
+
+
+def test_not_on_cuda():
+    stage = ProcessStage(MarkStage, WorkerParams(), name="mark")
+    ctx = StageContext("cuda", SourceInfo("x", 8, 8, 25.0, False), threading.Event(), logging.getLogger("t"))
+    with pytest.raises(ConfigError, match="mark.process: .*runs on the host"):
+        stage.launch(ctx)
+
+
+def test_config_key_and_its_errors():
+    doc = {"source": str(ROOT / "sample_videos" / "street.mp4"),
+           "stages": [{"type": "background", "process": True}, {"type": "motion"}]}
+    cfg = from_dict(doc)
+    built = [s.build() for s in cfg.stages]
+    assert isinstance(built[0], ProcessStage) and built[0].writes == frozenset({"mask"})
+    assert not isinstance(built[1], ProcessStage)
+    doc["stages"][0]["process"] = "yes"
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.process: expected true or false"):
+        from_dict(doc)
+
+
+def test_real_stage_in_a_worker_matches_the_thread():
+    """background -> motion -> track on the street sample: same boxes with background in a worker."""
+    doc = {"source": {"uri": str(ROOT / "sample_videos" / "street.mp4"), "max_frames": 30},
+           "pipeline": {"device": "cpu", "stats": False},
+           "stages": [{"type": "background", "process": True}, {"type": "motion"}, {"type": "track"}]}
+    results = []
+    for process in (True, False):
+        doc["stages"][0]["process"] = process
+        sink = KeepSink()
+        cfg = from_dict(doc)
+        Pipeline(cfg.source.build(), [s.build() for s in cfg.stages], [sink], device="cpu", print_stats=False,
+                 max_frames=cfg.max_frames).run()
+        results.append(sink.frames)
+    assert len(results[0]) == len(results[1]) == 30
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a.mask, b.mask)
+        np.testing.assert_array_equal(a.detections.xyxy, b.detections.xyxy)
+        np.testing.assert_array_equal(a.detections.track_id, b.detections.track_id)

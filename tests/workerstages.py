@@ -1,0 +1,65 @@
+"""Stages for tests/test_isolation.py, importable by a spawned worker process."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.frame import Detections
+from pipeline.params import param
+from pipeline.stage import Stage
+
+
+@dataclass
+class WorkerParams:
+    burn: float = param(0.0, ge=0, doc="CPU seconds to spend per frame")
+    die_at: int | None = param(None, ge=0, doc="exit the process on this frame")
+    fail_at: int | None = param(None, ge=0, doc="raise on this frame")
+    drop_every: int | None = param(None, ge=1, doc="return None for every n-th frame")
+
+
+class MarkStage(Stage):
+    """Writes detections (one box at the frame index), paints pixel (0,0) and notes its pid."""
+
+    type_name = "mark"
+    Params = WorkerParams
+    optional_reads = frozenset({"detections"})
+    writes = frozenset({"detections", "image"})
+
+    def setup(self, context) -> None:
+        super().setup(context)
+        self.frames = 0
+
+    def process(self, frame):
+        p = self.params
+        if p.die_at is not None and frame.index == p.die_at:
+            os._exit(3)
+        if p.fail_at is not None and frame.index == p.fail_at:
+            raise ValueError(f"boom at {frame.index}")
+        if p.burn:
+            end = time.thread_time() + p.burn
+            while time.thread_time() < end:
+                pass
+        if p.drop_every and (frame.index + 1) % p.drop_every == 0:
+            return None
+        self.frames += 1
+        i = float(frame.index)
+        frame.detections = Detections(np.array([[i, i, i + 2, i + 2]], np.float32), np.ones(1, np.float32),
+                                      np.zeros(1, np.int32))
+        image = frame.image.copy()
+        image[0, 0] = (frame.index % 256, 7, 9)
+        frame.set_image(image)
+        frame.meta["pid"] = os.getpid()
+        return frame
+
+    def summary(self) -> dict:
+        return {"frames": self.frames}
+
+
+class BadSetupStage(MarkStage):
+    type_name = "badsetup"
+
+    def setup(self, context) -> None:
+        raise FileNotFoundError("weights.pt not found")
