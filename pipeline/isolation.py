@@ -29,6 +29,7 @@ from typing import Any
 from .frame import Frame
 from .params import ConfigError
 from .stage import Stage, StageContext
+from .stats import peak_rss_mb
 
 log = logging.getLogger("vidpipe")
 
@@ -110,7 +111,7 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
                 summary = stage.summary() or {}
             except BaseException as exc:  # noqa: BLE001
                 error = _describe(exc)
-            conn.send_bytes(pickle.dumps(("closed", (summary, error), None, process_time()), protocol=5))
+            conn.send_bytes(pickle.dumps(("closed", (summary, error), peak_rss_mb(), process_time()), protocol=5))
             return
         try:
             out = stage.process(unpack(data, image))
@@ -137,6 +138,7 @@ class ProcessStage(Stage):
         self._summary: dict = {}
         self._cpu = 0.0           # the worker's CPU seconds reported so far
         self._cpu_taken = 0.0     # ... of which external_cpu() has handed out
+        self.worker_peak_rss_mb: float | None = None   # reported when it closes
 
     # ---- lifecycle ----
     def launch(self, context: StageContext, stage_threads: int = 1) -> None:
@@ -199,8 +201,8 @@ class ProcessStage(Stage):
             if self._proc.is_alive():
                 self._conn.send_bytes(pickle.dumps(("close", None, None), protocol=5))
                 if self._conn.poll(CLOSE_TIMEOUT):
-                    _, (summary, error), _, cpu = pickle.loads(self._conn.recv_bytes())
-                    self._summary, self._cpu = summary, cpu
+                    _, (summary, error), rss, cpu = pickle.loads(self._conn.recv_bytes())
+                    self._summary, self._cpu, self.worker_peak_rss_mb = summary, cpu, rss
                     if error is not None:
                         raise WorkerError(*error)
         except (EOFError, OSError):

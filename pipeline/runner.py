@@ -411,6 +411,9 @@ class Runner:
             except Exception as exc:  # noqa: BLE001
                 log.warning("sink %s: summary() failed: %s", _label(sink), exc)
         self.result = self.stats.to_dict(self.edges, source, summaries, **extra)
+        workers = [w for w in (getattr(s, "worker_peak_rss_mb", None) for s in self.stages) if w]
+        if workers:   # this process's peak plus each worker process's (an upper bound of the total)
+            self.result["peak_rss_mb"] = round(self.result["peak_rss_mb"] + sum(workers), 1)
 
     def _close_all(self) -> None:
         """close() once for everything opened: sinks first (finalize the output), stages, source."""

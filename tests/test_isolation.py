@@ -77,6 +77,8 @@ def test_worker_cpu_is_counted_for_the_stage():
     stage = next(s for s in stats["stages"] if s["name"] == "mark")
     assert stage["cpu_s"] >= 10 * 0.02 * 0.9            # the proxy thread alone would be ~0
     assert stats["cpu_s"] >= stage["cpu_s"]
+    from pipeline.stats import peak_rss_mb
+    assert stats["peak_rss_mb"] > peak_rss_mb() + 5       # the worker's memory is counted too
 
 
 def test_not_on_cuda():
