@@ -1,10 +1,18 @@
 """Optical flow on a CUDA GPU: the Horn-Schunck Jacobi solver at 1080p (100 iterations; target
-< 5 ms) eager, as one replayed CUDA graph and fused by torch.compile; the coarse-to-fine methods
+< 5 ms) eager, as one replayed CUDA graph and fused by torch.compile; the lean solver
+(stages/opticalflow/jacobi_lean.py: 3 coefficient maps in float32 or float16, one fused kernel per
+step, `unroll` steps per compiled call, optionally one CUDA graph); the coarse-to-fine methods
 at 1080p; the flow stage's video setting; sparse LK. Synthetic frames only (nothing to download);
 with --root DIR (Middlebury layout) it also scores the torch methods on the GPU.
 
-    python benchmarks/gpu_flow.py [--root ../shared/data/flow] [--no-compile]
+    python benchmarks/gpu_flow.py [--root ../shared/data/flow] [--no-compile] [--lean-unroll 1,2,4]
     python benchmarks/gpu_flow.py --device cpu --size 135x240 --repeat 1 --no-compile   # smoke test
+    python benchmarks/gpu_flow.py --device cpu --size 270x480 --repeat 2 --jacobi-only   # solver rows only
+
+"GB/s" is the traffic a step cannot avoid (flow read once, coefficient maps read once, new flow
+written: 40 B/px for hs_jacobi's 6 float32 maps, 28 / 22 B/px for the lean solver's 3 float32 /
+float16 maps) x 100 steps / time: how close a row gets to the card's memory bandwidth (H100 SXM
+~3.35 TB/s peak, ~2.5-3 TB/s reachable by a streaming kernel).
 
 Times are CUDA-event medians over --repeat runs after warm-up (wall clock on the CPU). Finishes in well under 3 minutes
 on an H100 (torch.compile's first call takes most of it; --no-compile skips it).
@@ -26,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from stages.opticalflow import horn_schunck as hs  # noqa: E402
+from stages.opticalflow import jacobi_lean as jl  # noqa: E402
 from stages.opticalflow.lucas_kanade import lucas_kanade_dense, lucas_kanade_sparse  # noqa: E402
 
 
@@ -83,6 +92,10 @@ def main() -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu for a smoke test")
     ap.add_argument("--size", default="1080x1920", help="HxW of the synthetic frames")
+    ap.add_argument("--lean-unroll", default="1,2,4", help="unroll values for the lean solver rows")
+    ap.add_argument("--jacobi-only", action="store_true", help="only the Jacobi solver rows")
+    ap.add_argument("--budget", type=float, default=120.0,
+                    help="seconds after which the remaining lean variants are skipped (keeps the run < 3 min)")
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_flow: CUDA is not available (use --device cpu for a smoke test)")
@@ -103,11 +116,13 @@ def main() -> int:
         eager = lambda: hs.hs_jacobi(ex, ey, et, 8.0, 100)  # noqa: E731
         graphed = lambda: hs.hs_jacobi(ex, ey, et, 8.0, 100, cuda_graph=True)  # noqa: E731
         ref = eager()
+        old_bytes = ex.numel() * 40                      # flow 8 + maps 24 + new flow 8 bytes per pixel
         ms = cuda_ms(eager, args.repeat)
-        rows.append((f"HS Jacobi {tag} x100, eager", ms, f"{ms * 10:.1f} us/iter"))
+        rows.append((f"HS Jacobi {tag} x100, eager", ms, f"{ms * 10:.1f} us/iter, {gbps(old_bytes, ms)}"))
         ms = cuda_ms(graphed, args.repeat)
         diff = (graphed() - ref).abs().max().item()
-        rows.append((f"HS Jacobi {tag} x100, CUDA graph", ms, f"{ms * 10:.1f} us/iter, |diff| {diff:.1e}"))
+        rows.append((f"HS Jacobi {tag} x100, CUDA graph", ms,
+                     f"{ms * 10:.1f} us/iter, {gbps(old_bytes, ms)}, |diff| {diff:.1e}"))
         if not args.no_compile:
             try:
                 t = time.perf_counter()
@@ -116,11 +131,16 @@ def main() -> int:
                 first = time.perf_counter() - t
                 ms = cuda_ms(lambda: hs.hs_jacobi(ex, ey, et, 8.0, 100, compile=True), args.repeat)
                 rows.append((f"HS Jacobi {tag} x100, torch.compile", ms,
-                             f"{ms * 10:.1f} us/iter, |diff| {(out - ref).abs().max().item():.1e}, "
-                             f"compile {first:.0f} s"))
+                             f"{ms * 10:.1f} us/iter, {gbps(old_bytes, ms)}, "
+                             f"|diff| {(out - ref).abs().max().item():.1e}, compile {first:.0f} s"))
             except Exception as exc:  # report, never fail the whole script
                 rows.append((f"HS Jacobi {tag} x100, torch.compile", float("nan"),
                              f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"))
+        unrolls = [int(k) for k in args.lean_unroll.split(",") if k.strip()]
+        rows += lean_rows(ex, ey, et, ref, tag, args.repeat, unrolls, not args.no_compile,
+                          t_start + args.budget)
+        if args.jacobi_only:
+            return report(rows, t_start)
         ms = cuda_ms(lambda: hs.horn_schunck(im1, im2, cuda_graph=True), max(3, args.repeat // 3))
         rows.append((f"HS coarse-to-fine {tag} (6 lv x 3 warps x 100 it)", ms, "accuracy setting, CUDA graphs"))
         ms = cuda_ms(lambda: hs.horn_schunck(im1, im2), max(3, args.repeat // 3))
@@ -134,13 +154,67 @@ def main() -> int:
         ms = wall_ms(lambda: lucas_kanade_sparse(im1, im2, pts), args.repeat)
         rows.append((f"LK sparse {tag}, {len(pts)} points fwd+bwd", ms, "wall clock"))
     rows += stage_rows(dev, args.repeat, h, w)
-    print(f"{'what':<52} {'ms':>9}  notes")
-    for name, ms, note in rows:
-        print(f"{name:<52} {ms:9.3f}  {note}")
+    report(rows)
     if args.root:
         score(args.root, str(dev))
     print(f"# total {time.perf_counter() - t_start:.0f} s")
     return 0
+
+
+def report(rows, t_start=None) -> int:
+    print(f"{'what':<52} {'ms':>9}  notes")
+    for name, ms, note in rows:
+        print(f"{name:<52} {ms:9.3f}  {note}")
+    if t_start is not None:
+        print(f"# total {time.perf_counter() - t_start:.0f} s")
+    return 0
+
+
+def gbps(bytes_per_step: int, ms: float, steps: int = 100) -> str:
+    """Effective bandwidth: the unavoidable bytes of `steps` steps over the measured time."""
+    return f"{bytes_per_step * steps / (ms * 1e-3) / 1e9:.0f} GB/s"
+
+
+def lean_rows(ex, ey, et, ref, tag, repeat, unrolls, compile, deadline):
+    """The lean solver x100: eager once, then per coefficient storage and unroll compiled, and
+    compiled + one CUDA graph of the 100 steps (CUDA only). |diff| is against hs_jacobi eager."""
+    src = torch.empty(ex.numel() * 32, device=ex.device)    # 265 MB at 1080p: far beyond the caches
+    dst = torch.empty_like(src)
+    ms = cuda_ms(lambda: dst.copy_(src), repeat)
+    rows = [(f"reference: copy {src.numel() * 4 / 1e6:.0f} MB", ms,
+             f"{gbps(src.numel() * 8, ms, 1)} (read + write): the reachable ceiling")]
+    del src, dst
+    variants = [("fp32", torch.float32, 1, False, False)]
+    if compile:
+        for name, dt in (("fp32", torch.float32), ("fp16", torch.float16)):
+            for k in unrolls:
+                variants.append((name, dt, k, True, False))
+                if ex.is_cuda:
+                    variants.append((name, dt, k, True, True))
+    for name, dt, k, comp, graph in variants:
+        label = (f"HS Jacobi lean {tag} x100, {name} maps, "
+                 + (f"compile u{k}" if comp else "eager") + (" + graph" if graph else ""))
+        if time.perf_counter() > deadline:
+            rows.append((label, float("nan"), "skipped: --budget reached"))
+            continue
+        run = lambda: jl.hs_jacobi_lean(ex, ey, et, 8.0, 100, coeff_dtype=dt, unroll=k,  # noqa: E731
+                                        compile=comp, cuda_graph=graph)
+        try:
+            t = time.perf_counter()
+            out = run()
+            sync()
+            first = time.perf_counter() - t
+            ms = cuda_ms(run, repeat)
+            why = jl.compile_failure() if comp else None
+            why = why or (jl.graph_failure() if graph else None)
+            note = (f"{ms * 10:.1f} us/iter, {gbps(jl.bytes_per_step(ex.shape, dt), ms)}, "
+                    f"|diff| {(out - ref).abs().max().item():.1e}, first call {first:.0f} s"
+                    + (f", FELL BACK: {why}" if why else ""))
+            rows.append((label, ms, note))
+        except Exception as exc:  # report, never fail the whole script
+            rows.append((label, float("nan"),
+                         f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"))
+    return rows
 
 
 def stage_rows(dev, repeat, h, w):
