@@ -5,8 +5,9 @@ writes `activities` (Frame.activities: track_id -> label, for tracks at least `m
 `events` (activity_start / activity_end, appended to Frame.events).
 
 Features (stages.activities.features) are scale-invariant: speed in body heights per second from
-the foot point and the frames' times, net displacement, area covered and path straightness over a
-long window (loitering), box shape oscillation, and the flow spread in the upper and lower box
+the foot point and the frames' times, speed towards or away from the camera from the box's robust
+scale rate where the foot confirms it (`focal`), net displacement, area covered and path
+straightness over a long window (loitering), box shape oscillation, and the flow spread in the upper and lower box
 relative to the box's own motion (waving: limbs move, body still). A classifier turns them into
 class scores (`rules`: thresholds below, the default; `temporal`: a small causal conv net trained
 with `vidpipe train activity`), and a hysteresis keeps labels from flickering: a label changes
@@ -44,8 +45,10 @@ class RulesParams:
                                  "within this RMS radius (body heights) while moving a little")
     loiter_s: float = param(3.0, gt=0, doc="seconds of history the long-stay loitering rule needs (<= long_s)")
     softness: float = param(0.15, gt=0, le=2, doc="width of each threshold's soft step, as a fraction of it")
-    depth_deadzone: float = param(0.2, gt=0, doc="speed towards the camera (from the box's growth) counts only "
-                                  "above this (bh/s): box-height noise and a waving arm also scale the box")
+    depth_deadzone: float = param(0.05, ge=0, doc="speed towards or away from the camera (from the box's growth "
+                                  "where the foot confirms it) counts only above this (bh/s) ...")
+    depth_noise: float = param(1.0, ge=0, doc="... plus this many standard errors of its own estimate (the box "
+                               "height's jitter about its robust trend)")
 
 
 @dataclass
@@ -134,7 +137,7 @@ class ActivityStage(Stage):
             r = p.rules
             self.classifier = RuleClassifier(RuleThresholds(r.run_speed, r.walk_speed, r.move_speed, r.wave_energy,
                                                             r.leg_energy, r.loiter_extent, r.loiter_s,
-                                                            r.softness, r.depth_deadzone), p.long_s)
+                                                            r.softness, r.depth_deadzone, r.depth_noise), p.long_s)
         self.labels = tuple(self.classifier.labels)
         self._prev_image = None
         self._camera = np.zeros(2)  # summed background motion (px), see compensate_camera

@@ -111,3 +111,20 @@ def test_depth_speed_from_a_growing_box():
         out = ex.update(t, [1], [[300 - 0.2 * h, 300 - h, 300 + 0.2 * h, 300]], focal_px=f)[0]
     assert out[INDEX["depth_speed"]] == pytest.approx(v / m, rel=0.03)
     assert out[INDEX["speed_3d"]] == pytest.approx(v / m, rel=0.03)
+
+
+@pytest.mark.parametrize("v, cam_h", [(1.3, 4.0), (-1.0, 1.4), (0.0, 1.4)])
+def test_approach_speed_on_the_ground(v, cam_h):
+    """A 1.7 m figure walking straight towards (v > 0) or away from a level camera (focal 500 px,
+    cam_h metres up, horizon at row 100): approach_speed = |v| / 1.7 bh/s, depth_rate and foot_rate
+    have the motion's sign; a clean track's noise is small (log height is not quite linear in time
+    at constant speed)."""
+    f, m = 500.0, 1.7
+    ex = FeatureExtractor()
+    for k in range(100):
+        Z = 10.0 - v * k / 30
+        h, y = f * m / Z, 100 + f * cam_h / Z
+        out = ex.update(k / 30, [1], [[300 - 0.2 * h, y - h, 300 + 0.2 * h, y]], focal_px=f)[0]
+    assert out[INDEX["approach_speed"]] == pytest.approx(abs(v) / m, rel=0.03, abs=1e-6)
+    assert np.sign(out[INDEX["depth_rate"]]) == np.sign(out[INDEX["foot_rate"]]) == np.sign(v)
+    assert out[INDEX["approach_noise"]] < 0.03

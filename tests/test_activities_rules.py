@@ -22,8 +22,13 @@ RULE_CASES = [  # features, expected label
     (dict(speed=1.3), "running"),
     (dict(speed=0.7, energy_top=1.8, energy_bottom=2.5), "walking"),
     (dict(speed=0.4), "walking"),
-    (dict(speed=0.1, depth_speed=1.3), "walking"),                            # towards the camera
-    (dict(speed=0.02, depth_speed=0.3, energy_top=0.1, energy_bottom=0.1), "standing"),  # scale noise
+    (dict(speed=0.1, approach_speed=0.8), "walking"),                         # towards the camera
+    (dict(speed=0.1, approach_speed=1.5), "running"),
+    (dict(speed=0.2, approach_speed=0.4, approach_noise=0.05), "walking"),    # slowly, and drifting sideways
+    (dict(speed=0.2, energy_bottom=0.6), "loitering"),                        # ... the same without depth
+    (dict(speed=0.02, approach_speed=0.6, approach_noise=0.5, energy_top=0.1, energy_bottom=0.1), "standing"),
+    (dict(speed=0.02, approach_speed=0.06, energy_top=0.1, energy_bottom=0.1), "standing"),  # below the dead zone
+    (dict(speed=0.02, depth_speed=1.3, energy_top=0.1, energy_bottom=0.1), "standing"),  # not the rules' cue
     (dict(speed=0.02, energy_top=0.1, energy_bottom=0.1), "standing"),
     (dict(speed=0.05, energy_top=1.0, energy_bottom=0.1), "waving"),
     (dict(speed=0.2, energy_top=0.6, energy_bottom=1.3), "loitering"),       # slow, legs moving

@@ -8,7 +8,13 @@ One FeatureExtractor holds a ring of the last `capacity` frames for every live t
 share the ring position, so all features are computed at once, vectorized over tracks):
 the foot point (bottom centre), box height, width and top, and in-box flow statistics. Windows:
 short (speed now), medium (box shape oscillation, scale change) and long (loitering: net
-displacement, area covered, path straightness).
+displacement, area covered, path straightness; motion in depth). Motion towards or away from the
+camera barely moves the foot on screen; it shows as the box's scale rate, turned into body heights
+per second with the focal length (a body f*m/h px tall is f/h body heights away). It is measured
+robustly (Theil-Sen slopes of log height and of the foot's row over the long window), counted only
+as far as the foot moves the same way (on the ground, a body that comes closer grows and its foot
+moves down the image; a raised arm or sign grows the box with the foot still), with its standard
+error so that the rules can discount detector jitter.
 
 Convention: boxes (N,4) float32 xyxy pixels; time in seconds; flow (2,H,W) float32 pixels per
 frame, channel 0 = dx (numpy array or torch tensor); features (N, len(FEATURES)) float32 in
@@ -17,6 +23,8 @@ FEATURES order; units bh/s (body heights per second), bh, 1/s or ratios as named
 from __future__ import annotations
 
 import numpy as np
+
+from .depth import depth_features
 
 FEATURES = (
     "speed",        # |foot velocity| over the short window, bh/s
@@ -42,6 +50,13 @@ FEATURES = (
     "depth_speed",  # speed towards / away from the camera: |d log(height) / dt| over the LONG window
                     # (a waving arm's and the box noise's scale changes average out) * focal / height, bh/s
     "speed_3d",     # max(speed, depth_speed), bh/s
+    # robust motion in depth (the rules use these; the shipped temporal weights were trained without them)
+    "depth_rate",   # d log(height) / dt over the long window, Theil-Sen (median slope of the pairs at least
+                    # depth.MIN_LAG_S apart, one sample per step_s), signed: + growing (approaching), 1/s
+    "foot_rate",    # d(foot y) / dt / height, Theil-Sen as depth_rate, signed: + down the image, bh/s
+    "approach_speed",  # |depth_rate| as far as the foot confirms it (depth.ground_confirmed) * focal / height, bh/s
+    "approach_noise",  # standard error of approach_speed: robust spread (1.4826 MAD) of log(height) about
+                       # the Theil-Sen line / sqrt(sum (t - mean t)^2) * focal / height, bh/s
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
@@ -358,4 +373,7 @@ class FeatureExtractor:
         slope_l, _, _ = _fit(w_l, t, shape[:, :, 2:3])
         out[:, 20] = np.abs(slope_l[:, 0]) * focal_px / h_l
         out[:, 21] = np.maximum(out[:, 0], out[:, 20])
+        out[:, 22:26] = depth_features(w_l[:, ::k] > 0, t[::k], shape[:, ::k, 2], data[:, ::k, _Y] / h_l[:, None],
+                                       focal_px / h_l)
         return out.astype(np.float32)
+

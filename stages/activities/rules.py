@@ -3,8 +3,10 @@
 The rules are a small decision tree on the window features, made soft so that they give class
 scores like a learned model (and the hysteresis can use a margin):
 
-    (speed: the image-plane speed, or the speed in depth less `depth_deadzone` if larger: box
-    height noise and a waving arm also change the box's scale)
+    (speed: the image-plane speed combined with the speed in depth, hypot(speed, depth), where
+    depth = approach_speed - depth_deadzone - depth_noise * approach_noise, at least 0: the box's
+    robust scale rate as far as its foot confirms it (a waving arm or a raised sign scales the box
+    with the foot still), less what its own noise could explain (detector jitter))
     fast (speed >= run_speed)                                  -> running
     else moving (speed >= walk_speed)                          -> walking
     else the upper box moves more than the lower box (motion energy top - bottom >= wave_energy:
@@ -44,13 +46,17 @@ class RuleThresholds:
     loiter_extent: float = 0.12
     loiter_s: float = 3.0
     softness: float = 0.15
-    depth_deadzone: float = 0.2
+    depth_deadzone: float = 0.05
+    depth_noise: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("run_speed", "walk_speed", "move_speed", "wave_energy", "leg_energy", "loiter_extent",
-                     "loiter_s", "softness", "depth_deadzone"):
+                     "loiter_s", "softness"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+        for name in ("depth_deadzone", "depth_noise"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
         if not self.move_speed < self.walk_speed < self.run_speed:
             raise ValueError(f"speeds: expected move_speed < walk_speed < run_speed, got "
                              f"{self.move_speed}, {self.walk_speed}, {self.run_speed}")
@@ -77,7 +83,9 @@ class RuleClassifier:
         """seq (N,T,F) per-track feature sequences, newest last (only the newest is used)."""
         f = np.asarray(seq, np.float64)[:, -1, :]
         t, s = self.t, self.t.softness
-        speed = np.maximum(f[:, INDEX["speed"]], f[:, INDEX["depth_speed"]] - t.depth_deadzone)
+        depth = np.maximum(0.0, f[:, INDEX["approach_speed"]] - t.depth_deadzone
+                           - t.depth_noise * f[:, INDEX["approach_noise"]])
+        speed = np.hypot(f[:, INDEX["speed"]], depth)
         g_run = _gate(speed, t.run_speed, s)
         g_walk = _gate(speed, t.walk_speed, s)
         g_move = _gate(speed, t.move_speed, s)

@@ -3,7 +3,9 @@
 Input: the per-frame window features of one track (stages.activities.features), newest last;
 output: class logits at every step, each seeing only the past (so training on whole sequences
 and running on the last `receptive_field` rows give the same answer). Features are standardized
-with the training set's mean and std, stored with the weights.
+with the training set's mean and std, stored with the weights. The weights name the features they
+were trained on; the classifier picks those columns from this build's FEATURES by name, so features
+added later leave older weights working unchanged (a feature they name that is missing is an error).
 
 Weights file (torch.save of plain dicts, tensors, lists and numbers; loads with
 torch.load(weights_only=True)): {"format": "vidpipe-activity-tcn-1", "labels": [...],
@@ -74,10 +76,13 @@ class TemporalClassifier:
     """Scores of the newest step from each track's last `history` feature rows."""
 
     def __init__(self, net: TemporalNet, labels, features, device: str = "cpu") -> None:
-        from .features import FEATURES
+        from .features import INDEX
 
-        if list(features) != list(FEATURES):
-            raise ValueError(f"weights were trained on features {list(features)}; this build computes {list(FEATURES)}")
+        missing = [name for name in features if name not in INDEX]
+        if missing:
+            raise ValueError(f"weights were trained on features {missing} that this build does not compute "
+                             f"(it computes {list(INDEX)}); retrain with `vidpipe train activity`")
+        self.columns = np.asarray([INDEX[name] for name in features], np.int64)
         self.net, self.labels, self.device = net.to(device).eval(), tuple(labels), device
         self.history = net.receptive_field
 
@@ -88,9 +93,9 @@ class TemporalClassifier:
 
     @torch.inference_mode()
     def scores(self, seq: np.ndarray) -> np.ndarray:
-        """seq (N,T,F), newest last -> (N,C) softmax scores."""
+        """seq (N,T,len(FEATURES)), newest last -> (N,C) softmax scores (the weights' columns only)."""
         if len(seq) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        x = torch.as_tensor(np.asarray(seq, np.float32), device=self.device)
+        x = torch.as_tensor(np.asarray(seq, np.float32)[:, :, self.columns], device=self.device)
         logits = self.net(x)[:, -1]
         return torch.softmax(logits, 1).cpu().numpy()

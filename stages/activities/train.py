@@ -48,7 +48,8 @@ def collect(spec: SceneSpec, detector: str = "gt", min_visibility: float = 0.5) 
 def load_or_collect(seeds, frames: int, detector: str, cache: Path | None, log=print) -> list:
     data = []
     for seed in seeds:
-        path = None if cache is None else cache / f"{detector}_{seed}_{frames}.npz"
+        # the feature count in the name: a cache from a build with other features is not reused
+        path = None if cache is None else cache / f"{detector}_{seed}_{frames}_f{len(FEATURES)}.npz"
         if path is not None and path.is_file():
             with np.load(path) as z:
                 n = int(z["n"])
