@@ -152,10 +152,11 @@ def _run_checked(u, v, coef, plan, compile: bool):
 
 
 class _Graphed:
-    """All iterations captured once as a CUDA graph over static input buffers."""
+    """All iterations captured once as a CUDA graph over static input buffers (coef, u, v: owned,
+    plain tensors)."""
 
     def __init__(self, coef, u, v, plan, compile: bool) -> None:
-        self.coef, self.u, self.v = coef.clone(), u.clone(), v.clone()
+        self.coef, self.u, self.v = coef, u, v
         side = torch.cuda.Stream(coef.device)
         side.wait_stream(torch.cuda.current_stream(coef.device))
         with torch.cuda.stream(side):                      # warm-up (compiles) before capture
@@ -188,12 +189,15 @@ def _graphed(coef, u, v, plan, compile: bool):
     if runner is None:
         if len(cache) >= MAX_GRAPHS:
             cache.pop(next(iter(cache)))
-        if compile:          # compile (or find it cannot) outside the capture
-            _run_checked(u, v, coef, [(k, 1) for k, _ in plan], True)
-            compile = compile_failure() is None
+        # plain tensors (usable in and out of inference mode), compiled under the capture's modes
+        with torch.inference_mode(False), torch.no_grad():
+            static = coef.clone(), u.clone(), v.clone()
+            if compile:          # compile (or find it cannot) outside the capture
+                _run_checked(static[1], static[2], static[0], [(k, 1) for k, _ in plan], True)
+                compile = compile_failure() is None
         try:
             with torch.inference_mode(False), torch.no_grad():
-                runner = cache[key] = _Graphed(coef, u, v, plan, compile)
+                runner = cache[key] = _Graphed(*static, plan, compile)
         except Exception as exc:  # noqa: BLE001 - not capturable here: run uncaptured, say why
             _LOCAL.graph_failure = _why(exc)
             torch.cuda.synchronize(coef.device)
