@@ -50,6 +50,8 @@ class BackgroundParams:
     compensate: str = param("none", choices=("none", "homography", "plane"),
                             doc="moving camera (torch only): warp the model by a sparse-feature homography or by Frame.plane")
     warmup: int = param(0, ge=0, doc="frames at the start that get an empty mask while the model learns")
+    trace: bool = param(True, doc="torch, compensate none: classify, learn and clean each frame as one TorchScript "
+                        "trace (one GIL release instead of ~200 small ops; checked against eager on its first frame)")
     classes: list[int] | None = param(None, doc="source detections: class ids to mask (null = every class)")
     min_score: float = param(0.0, ge=0, le=1, doc="source detections: lowest score that is masked")
     grow: float = param(2.0, ge=0, doc="source detections: pixels added around each box")
@@ -85,6 +87,7 @@ class BackgroundStage(Stage):
         self._frames = 0
         self._fg_sum = 0.0
         self._motion_lost = 0
+        self._traced = None
 
     def setup(self, context: StageContext) -> None:
         super().setup(context)
@@ -101,6 +104,10 @@ class BackgroundStage(Stage):
                                             absorb_frames=p.absorb_frames, slack=p.slack,
                                             var_init=max(225.0, var_min),
                                             var_min=var_min, var_max=max(5625.0, var_min))
+            if p.compensate == "none":
+                from pipeline.traced import TracedCall
+
+                self._traced = TracedCall(self._model_step, f"{self.name}: trace", mutates=True, enabled=p.trace)
             if p.compensate != "none":
                 from stages.segmentation.canvas import CanvasBackground
 
@@ -161,16 +168,40 @@ class BackgroundStage(Stage):
             x = downscale(to_batch(frame.image_tensor(self.device)), p.scale)
         if self.canvas is not None:
             cur_from_prev = self._motion_step(frame, small)
-            fg = self.canvas.apply(small if self.device == "cpu" else to_batch(x), cur_from_prev)
+            fg = clean(self.canvas.apply(small if self.device == "cpu" else to_batch(x), cur_from_prev),
+                       p.open_size, p.close_size)
         else:
-            fg, _ = self.model.apply(x)
-        fg = clean(fg, p.open_size, p.close_size)
+            fg = self._apply(x)
         if self.motion is not None:  # no keyframe corners on what moves (next keyframe)
             from stages.segmentation.morphology import dilate
 
             self._ignore = dilate(fg[0], 5).to("cpu").numpy()
         self._fg_sum += float(fg.float().mean()) if self._frames % 10 == 0 else 0.0
         return self._upsample(fg[0], height, width)
+
+    def _model_step(self, state, x):
+        """Classify, learn and clean one image against `state` (the model's tensor, updated in
+        place). Convention: state (B,9,h,w) float32; x (3,h,w) or (B,3,h,w) -> (B,h,w) bool."""
+        from stages.segmentation.morphology import clean
+
+        self.model.state = state
+        fg, _ = self.model.apply(x)
+        return clean(fg, self.params.open_size, self.params.close_size)
+
+    def _apply(self, x):
+        from stages.segmentation.gaussian import to_batch
+        from stages.segmentation.morphology import clean
+
+        model, p = self.model, self.params
+        state = model.state
+        b = to_batch(x)
+        if state is None or state.shape[0] != b.shape[0] or state.shape[2:] != b.shape[2:] or state.device != b.device:
+            fg, _ = model.apply(x)                         # a new model: the first image starts it
+            return clean(fg, p.open_size, p.close_size)
+        try:
+            return self._traced(state, x)
+        finally:
+            model.state = state                            # the trace ran on it in place
 
     def _motion_step(self, frame: Frame, small) -> np.ndarray | None:
         """cur_from_prev at processing scale, or None: motion unknown, the model starts afresh."""
@@ -243,6 +274,8 @@ class BackgroundStage(Stage):
         sampled = max(1, (self._frames + 9) // 10)
         out = {"backend": self.params.backend if self.params.source == "model" else "detections",
                "mean_foreground": round(self._fg_sum / sampled, 4)}
+        if self._traced is not None and self._traced.enabled:
+            out["trace"] = f"off ({self._traced.fallback})" if self._traced.fallback else f"{self._traced.traces} traced"
         if self.params.compensate != "none":
             out["motion_lost"] = self._motion_lost
             out["rebases"] = self.canvas.rebases if self.canvas is not None else 0

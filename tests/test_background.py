@@ -179,3 +179,14 @@ def test_canvas_host_and_torch_paths_agree():
             agree.append(iou(a[0].numpy(), b[0].numpy()))
             assert iou(a[0].numpy(), gt) > 0.85
     assert np.mean(agree) > 0.95 and host.rebases == dev.rebases >= 1
+
+
+def test_traced_step_equals_eager(device):
+    """The default trace (classify + learn + clean as one call) keeps the eager masks and model."""
+    traced, eager = make_stage(device), make_stage(device, trace=False)
+    for t, (img, _) in enumerate(blob_scene(40, start=25)):
+        a = traced.process(Frame(t, t / 30, img)).mask
+        b = eager.process(Frame(t, t / 30, img.copy())).mask
+        np.testing.assert_array_equal(host(a), host(b))
+    np.testing.assert_allclose(host(traced.model.state), host(eager.model.state), rtol=0, atol=1e-3)
+    assert traced.summary()["trace"] == "1 traced" and "trace" not in eager.summary()

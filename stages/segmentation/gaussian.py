@@ -178,10 +178,11 @@ class GaussianBackground:
         # young pixels (just started, or just come into view) absorb sooner: up to `absorb_frames`
         # after they have been watched for twice as long, so ghosts of the first frames go quickly
         promote = hits >= (age * 0.5).clamp_(min=min(self.absorb_frames, float(self.absorb_min)), max=self.absorb_frames)
-        if bool(promote.any()):
-            mean.addcmul_(cand - mean, promote.to(torch.float32))
-            var.masked_fill_(promote, self.var_init)
-            hits.masked_fill_(promote, 0.0)
+        # unconditional (no promote.any() test): the same result, and no data-dependent branch,
+        # so the step can run as one trace (pipeline.traced)
+        mean.addcmul_(cand - mean, promote.to(torch.float32))
+        var.masked_fill_(promote, self.var_init)
+        hits.masked_fill_(promote, 0.0)
 
     def warp(self, grid: torch.Tensor) -> None:
         """Resample the state through `grid` (B,H,W,2, normalized, align_corners=False) as made by
