@@ -12,7 +12,8 @@ SharedImages), and through the pipe the fields the stage reads (declared `reads`
 method (no fork of a threaded process), builds the stage from its class and params, runs
 `setup()` there, and reports errors as one line with the original exception's type. It ignores
 Ctrl-C: the runner decides when it stops, and `close()` ends it (terminated if it hangs).
-Host only: a CUDA pipeline keeps its stages in threads (device tensors do not cross processes).
+Host only: on a CUDA device the stage runs in its thread as usual (device tensors stay on the
+device; a worker would need its own CUDA context and host copies), and says so in its summary.
 CPU time: the worker's own CPU (all its threads) is reported with every frame and counted for the
 stage by the runner and the bench (`external_cpu`).
 """
@@ -210,6 +211,8 @@ class ProcessStage(Stage):
         inner = cls(params, name=name)    # reads/writes may depend on params; nothing heavy in constructors
         super().__init__(inner.params, inner.name)
         self.cls = cls
+        self._inner = inner       # runs in the thread instead on a CUDA device
+        self._inline = False
         self.type_name = inner.type_name
         self.reads, self.optional_reads, self.writes = inner.reads, inner.optional_reads, inner.writes
         self._send_keys = self.reads | self.optional_reads
@@ -226,8 +229,11 @@ class ProcessStage(Stage):
         import multiprocessing
 
         if str(context.device).startswith("cuda"):
-            raise ConfigError(f"{self.name}.process: a stage in its own process runs on the host; "
-                              f"pipeline.device is {context.device} (set process: false or device: cpu)")
+            if not self._inline:
+                log.info("%s: process: true applies to CPU runs; on %s the stage runs in its thread",
+                         self.name, context.device)
+            self._inline = True
+            return
         if self._proc is not None:
             return
         ctx = multiprocessing.get_context("spawn")
@@ -241,6 +247,9 @@ class ProcessStage(Stage):
     def setup(self, context: StageContext) -> None:
         super().setup(context)
         self.launch(context)
+        if self._inline:
+            self._inner.setup(context)
+            return
         if not self._conn.poll(START_TIMEOUT):
             self._kill()
             raise RuntimeError(f"worker process did not start within {START_TIMEOUT:.0f} s")
@@ -256,6 +265,8 @@ class ProcessStage(Stage):
             raise WorkerError(*error)
 
     def process(self, frame: Frame) -> Frame | None:
+        if self._inline:
+            return self._inner.process(frame)
         data = pack(frame, self._send_keys)
         try:
             self._conn.send_bytes(pickle.dumps(("frame", data, self._images.put(frame.image)), protocol=5))
@@ -276,6 +287,9 @@ class ProcessStage(Stage):
         return frame
 
     def close(self) -> None:
+        if self._inline:
+            self._inner.close()
+            return
         if self._proc is None:
             return
         try:
@@ -321,4 +335,6 @@ class ProcessStage(Stage):
         return self._cpu
 
     def summary(self) -> dict:
+        if self._inline:
+            return {**(self._inner.summary() or {}), "process": "thread (cuda)"}
         return {**self._summary, "process": "worker"}

@@ -81,11 +81,16 @@ def test_worker_cpu_is_counted_for_the_stage():
     assert stats["peak_rss_mb"] > peak_rss_mb() + 5       # the worker's memory is counted too
 
 
-def test_not_on_cuda():
+def test_on_cuda_it_runs_in_the_thread():
+    """A config with process: true also runs on a GPU: there the stage stays in its thread."""
     stage = ProcessStage(MarkStage, WorkerParams(), name="mark")
     ctx = StageContext("cuda", SourceInfo("x", 8, 8, 25.0, False), threading.Event(), logging.getLogger("t"))
-    with pytest.raises(ConfigError, match="mark.process: .*runs on the host"):
-        stage.launch(ctx)
+    stage.setup(ctx)                      # no worker started; MarkStage itself needs no GPU
+    from pipeline.frame import Frame
+    out = stage.process(Frame(3, 0.1, np.zeros((8, 8, 3), np.uint8)))
+    stage.close()
+    assert stage._proc is None and out.meta["pid"] == os.getpid()
+    assert stage.summary() == {"frames": 1, "process": "thread (cuda)"}
 
 
 def test_config_key_and_its_errors():
