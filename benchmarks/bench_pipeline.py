@@ -31,7 +31,7 @@ from pipeline import config  # noqa: E402
 from pipeline.bench import bench, format_report  # noqa: E402
 
 MODEL = os.environ.get("VIDPIPE_YOLOX", "/work/shared/models/yolox_nano/yolox_nano.onnx")
-TARGETS = {"motion": 30.0, "yolox_nano": 15.0}
+TARGETS = {"motion": 30.0, "yolox_nano": 15.0, "motion_threads": 30.0, "yolox_nano_threads": 15.0}
 
 
 FULL = ("background", "track", "flow", "activity", "planar_track", "placement", "annotate")
@@ -58,8 +58,14 @@ def detect_spec(model: str, input_size, backend: str = "auto") -> dict:
 
 
 def variant_doc(doc: dict, variant: str, out_dir: str, model: str, input_size, backend: str) -> dict:
-    """The config document of one variant: sinks redirected to out_dir, motion -> detect for yolox."""
+    """The config document of one variant: sinks redirected to out_dir, motion -> detect for yolox;
+    *_threads: every stage in a thread (the config's `process: true` keys dropped)."""
     doc = copy.deepcopy(doc)
+    if variant.endswith("_threads"):
+        variant = variant[:-len("_threads")]
+        for stage in doc["stages"]:
+            if isinstance(stage, dict):
+                stage.pop("process", None)
     for sink in doc.get("sinks") or []:
         if isinstance(sink, dict) and "path" in sink:
             sink["path"] = os.path.join(out_dir, f"{variant}_{Path(sink['path']).name}")
@@ -85,13 +91,14 @@ def main() -> int:
     parser.add_argument("--backend", default="auto", help="detect backend of the yolox variant (auto: onnxruntime "
                         "on the CPU, 13 ms per 416x416 frame on one core here; torch via onnx2torch: 36 ms)")
     parser.add_argument("--input-size", type=int, nargs="+", default=None, help="detector input (h w), default the model's")
-    parser.add_argument("--variants", nargs="+", default=["motion", "yolox_nano"], choices=list(TARGETS))
+    parser.add_argument("--variants", nargs="+", default=["motion", "yolox_nano"], choices=list(TARGETS),
+                        help="*_threads: the same chain with every stage in a thread (no worker processes)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (all variants)")
     parser.add_argument("--json", default=None, help="write every run's report here")
     args = parser.parse_args()
-    if "yolox_nano" in args.variants and not os.path.isfile(args.model):
+    if any(v.startswith("yolox_nano") for v in args.variants) and not os.path.isfile(args.model):
         print(f"skipping yolox_nano: model not found: {args.model}")
-        args.variants = [v for v in args.variants if v != "yolox_nano"]
+        args.variants = [v for v in args.variants if not v.startswith("yolox_nano")]
     os.chdir(ROOT)  # config paths (assets, samples) are relative to the repository
     base = config.load_yaml(args.config)
     base["source"] = args.source
@@ -110,14 +117,14 @@ def main() -> int:
     chain = " -> ".join(s if isinstance(s, str) else s["type"] for s in base["stages"])
     print(f"\n{args.config}: {chain}; {Path(args.source).name} looped to {args.frames} frames; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; {os.cpu_count()} cores; median of {args.repeats}")
-    head = f"{'variant':<11}{'fps':>7}{'target':>8}{'bound':>7}{'fps/bound':>10}{'cores left':>11}" \
+    head = f"{'variant':<19}{'fps':>7}{'target':>8}{'bound':>7}{'fps/bound':>10}{'cores left':>11}" \
            f"{'fps/bound left':>15}{'idle':>6}{'lat p50':>9}{'lat p95':>9}{'CPU ms/f':>9}{'RSS MiB':>8}  slowest"
     print(head)
     print("-" * len(head))
     for variant, rs in runs.items():
         a = sorted(rs, key=lambda x: x["fps"])[len(rs) // 2]
         left = a.get("cores_left")
-        print(f"{variant:<11}{a['fps']:>7.1f}{TARGETS[variant]:>8.0f}{a['bound_fps']:>7.1f}{100 * a['efficiency']:>9.0f}%"
+        print(f"{variant:<19}{a['fps']:>7.1f}{TARGETS[variant]:>8.0f}{a['bound_fps']:>7.1f}{100 * a['efficiency']:>9.0f}%"
               f"{left if left is not None else float('nan'):>11.2f}{100 * a.get('efficiency_left', float('nan')):>14.0f}%"
               f"{a.get('cores_idle', float('nan')):>6.2f}"
               f"{a['latency_ms']['p50']:>9.0f}{a['latency_ms']['p95']:>9.0f}{a['cpu_ms_per_frame']:>9.2f}"

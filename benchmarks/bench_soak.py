@@ -34,11 +34,17 @@ from bench_pipeline import default_config  # noqa: E402
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident MiB of this process plus its live worker processes (stages with process: true)."""
+    import multiprocessing
+
+    total = 0.0
+    for pid in ["self"] + [str(p.pid) for p in multiprocessing.active_children()]:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        except (OSError, StopIteration):
+            pass
+    return total if total else float("nan")
 
 
 def main() -> int:

@@ -19,10 +19,12 @@ stage by the runner and the bench (`external_cpu`).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import pickle
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -204,6 +206,28 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
         conn.send_bytes(pickle.dumps((*reply, process_time()), protocol=5))
 
 
+_START_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_not_reimported():
+    """Start a spawned worker without re-running the caller's script in it: multiprocessing would
+    import __main__ there (a script without an `if __name__ == "__main__":` guard would start its
+    pipeline again); the worker needs only pipeline.isolation."""
+    main = sys.modules.get("__main__")
+    with _START_LOCK:
+        saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+        try:
+            if main is not None:
+                main.__dict__.pop("__file__", None)
+                main.__dict__["__spec__"] = None
+            yield
+        finally:
+            if main is not None:
+                main.__dict__.pop("__spec__", None)
+                main.__dict__.update(saved)
+
+
 class ProcessStage(Stage):
     """Runs `cls(params, name)` in a worker process; same reads, writes and results."""
 
@@ -241,7 +265,8 @@ class ProcessStage(Stage):
         self._proc = ctx.Process(target=_worker, name=f"vidpipe-{self.name}", daemon=True,
                                  args=(child, f"{self.cls.__module__}:{self.cls.__qualname__}", self.params,
                                        self.name, str(context.device), context.source, stage_threads))
-        self._proc.start()
+        with _main_not_reimported():
+            self._proc.start()
         child.close()
 
     def setup(self, context: StageContext) -> None:

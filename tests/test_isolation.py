@@ -123,3 +123,25 @@ def test_real_stage_in_a_worker_matches_the_thread():
         np.testing.assert_array_equal(a.mask, b.mask)
         np.testing.assert_array_equal(a.detections.xyxy, b.detections.xyxy)
         np.testing.assert_array_equal(a.detections.track_id, b.detections.track_id)
+
+
+def test_a_script_without_main_guard_runs(tmp_path):
+    """Workers do not re-run the caller's script (spawn would import __main__ again)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
+        "from fakes import FakeSink, FakeSource\n"
+        "from pipeline import Pipeline\n"
+        "from pipeline.isolation import ProcessStage\n"
+        "from workerstages import MarkStage, WorkerParams\n"
+        "sink = FakeSink()\n"
+        "Pipeline(FakeSource(count=5), [ProcessStage(MarkStage, WorkerParams(), name='m')], [sink],\n"
+        "         device='cpu', print_stats=False).run()\n"
+        "print('written', sink.indices)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("written") == 1 and "[0, 1, 2, 3, 4]" in out.stdout
