@@ -3,8 +3,9 @@ and the same chain with YOLOX-Nano detection in place of motion detection.
 
 For each variant: throughput (target >= 30 fps with motion, >= 15 fps with YOLOX-Nano on the
 2-core development machine), end-to-end latency, peak RSS, and throughput against the bound
-min(1 / slowest thread, cores / CPU per frame) (target >= 90 %). On a shared machine the bound on
-the cores other processes left is printed too. Variants are interleaved, `--repeats` times; the
+min(1 / slowest thread, cores / CPU per frame) (target >= 90 %), over the whole run and in the steady
+state (after a tenth of the frames, before the source ends: no warm-up, fill or drain). On a shared
+machine the bound on the cores other processes left is printed too. Variants are interleaved, `--repeats` times; the
 table shows the median run of each; the per-thread breakdown of the last run is printed after it.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_pipeline.py [--config configs/default.yaml]
@@ -112,13 +113,16 @@ def main() -> int:
                 stats, a = bench(cfg, loop=True)
                 a["stats"] = stats
                 runs[variant].append(a)
+                steady = a.get("steady") or {}
                 print(f"[{r + 1}/{args.repeats}] {variant}: {a['fps']:.1f} fps, bound {a['bound_fps']:.1f}, "
-                      f"cores left {a.get('cores_left', float('nan')):.2f}", flush=True)
+                      f"cores left {a.get('cores_left', float('nan')):.2f}; steady {steady.get('fps', float('nan')):.1f} "
+                      f"fps, {100 * steady.get('efficiency', float('nan')):.0f} % of its bound", flush=True)
     chain = " -> ".join(s if isinstance(s, str) else s["type"] for s in base["stages"])
     print(f"\n{args.config}: {chain}; {Path(args.source).name} looped to {args.frames} frames; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; {os.cpu_count()} cores; median of {args.repeats}")
     head = f"{'variant':<19}{'fps':>7}{'target':>8}{'bound':>7}{'fps/bound':>10}{'cores left':>11}" \
-           f"{'fps/bound left':>15}{'idle':>6}{'lat p50':>9}{'lat p95':>9}{'CPU ms/f':>9}{'RSS MiB':>8}  slowest"
+           f"{'fps/bound left':>15}{'idle':>6}{'steady fps':>11}{'steady/bound':>13}{'lat p50':>9}{'lat p95':>9}" \
+           f"{'CPU ms/f':>9}{'RSS MiB':>8}  slowest"
     print(head)
     print("-" * len(head))
     for variant, rs in runs.items():
@@ -127,6 +131,8 @@ def main() -> int:
         print(f"{variant:<19}{a['fps']:>7.1f}{TARGETS[variant]:>8.0f}{a['bound_fps']:>7.1f}{100 * a['efficiency']:>9.0f}%"
               f"{left if left is not None else float('nan'):>11.2f}{100 * a.get('efficiency_left', float('nan')):>14.0f}%"
               f"{a.get('cores_idle', float('nan')):>6.2f}"
+              f"{(a.get('steady') or {}).get('fps', float('nan')):>11.1f}"
+              f"{100 * (a.get('steady') or {}).get('efficiency', float('nan')):>12.0f}%"
               f"{a['latency_ms']['p50']:>9.0f}{a['latency_ms']['p95']:>9.0f}{a['cpu_ms_per_frame']:>9.2f}"
               f"{a['peak_rss_mb']:>8.0f}  {a['slowest']} {a['slowest_ms']:.1f} ms")
         each = ", ".join(f"{x['fps']:.1f}" for x in rs)

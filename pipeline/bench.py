@@ -245,6 +245,14 @@ def format_report(a: dict, title: str = "") -> str:
         f"bound min({a['bound_serial_fps']:.1f} serial, {a['bound_cpu_fps']:.1f} CPU) = {a['bound_fps']:.1f} fps, "
         f"limited by {a['limited_by']}; throughput / bound = " + (f"{100 * eff:.0f} %" if eff is not None else "-"),
     ]
+    st = a.get("steady")
+    if st:
+        line = (f"steady state (frames {st['from_frame']}-{st['to_frame']}: after the warm-up, before the drain): "
+                f"{st['fps']:.1f} fps, CPU {st['cpu_ms_per_frame']:.2f} ms/frame, bound {st['bound_fps']:.1f} fps, "
+                f"throughput / bound = {100 * st['efficiency']:.0f} %")
+        if "bound_left_fps" in st:
+            line += f"; on the {st['cores_left']:.2f} cores left {100 * st['efficiency_left']:.0f} %"
+        lines.append(line)
     if "cores_left" in a:
         lines.append(f"other processes left {a['cores_left']:.2f} of {a['cores']} cores (this run used "
                      f"{a['cores_used']:.2f}, {a['cores_idle']:.2f} stayed idle): bound on those "
@@ -278,24 +286,55 @@ def build_pipeline(cfg, loop: bool = False):
     return pipe
 
 
-def bench(cfg, loop: bool = False, progress=None) -> tuple[dict, dict]:
-    """Run a validated config once; returns (stats dict, analysis dict)."""
+def steady_state(samples: list, warmup: int, total: int | None, n_cores: int, serial_fps: float) -> dict | None:
+    """Throughput and CPU between the first sample with `warmup` frames written and the last one
+    taken while the source was still reading (so the one-time costs of the first frames, the fill
+    and the drain of a finite run are left out). samples: (time, machine busy s, run CPU s,
+    frames read, frames written). None when the window is too short to say."""
+    start = next((x for x in samples if x[4] >= warmup), None)
+    reading = [x for x in samples if total is None or x[3] < total]
+    end = reading[-1] if reading else None
+    if start is None or end is None or end[0] - start[0] < 1.0 or end[4] - start[4] < 10:
+        return None
+    frames, dt = end[4] - start[4], end[0] - start[0]
+    fps = frames / dt
+    cpu_ms = 1000 * (end[2] - start[2]) / frames
+    bound = min(serial_fps, 1000 * n_cores / cpu_ms) if cpu_ms > 0 else serial_fps
+    out = {"from_frame": start[4], "to_frame": end[4], "seconds": dt, "fps": fps, "cpu_ms_per_frame": cpu_ms,
+           "bound_fps": bound, "efficiency": fps / bound if bound else None}
+    if start[1] is not None and end[1] is not None:
+        others = max(0.0, (end[1] - start[1]) - (end[2] - start[2])) / dt
+        left = max(0.1, min(n_cores, n_cores - others))
+        bound_left = min(serial_fps, 1000 * left / cpu_ms) if cpu_ms > 0 else serial_fps
+        out.update(cores_left=left, cores_used=(end[2] - start[2]) / dt, bound_left_fps=bound_left,
+                   efficiency_left=fps / bound_left if bound_left else None)
+    return out
+
+
+def bench(cfg, loop: bool = False, progress=None, warmup: int | None = None) -> tuple[dict, dict]:
+    """Run a validated config once; returns (stats dict, analysis dict). warmup: frames written
+    before the steady-state window opens (default a tenth of the run, at least 30)."""
     pipe = build_pipeline(cfg, loop)
     load0 = os.getloadavg()[0]
-    first: list = []
+    samples: list = []
 
     def sample(runner) -> None:  # the first call comes once the threads run (setup excluded)
-        if not first:
-            first.append((time.perf_counter(), machine_busy(), runner.cpu_time()))
+        st = runner.stats
+        samples.append((time.perf_counter(), machine_busy(), runner.cpu_time(), st.frames_read, st.frames_written))
         if progress is not None:
             progress(runner)
 
     stats = pipe.run(sample)
     end = (time.perf_counter(), machine_busy(), pipe.runner.cpu_time() if pipe.runner else time.process_time())
+    first = samples[:1]
     others = None
     if first and first[0][1] is not None and end[1] is not None and end[0] - first[0][0] > 0.5:
         others = max(0.0, (end[1] - first[0][1]) - (end[2] - first[0][2])) / (end[0] - first[0][0])
     a = analyze(stats, others_cores=others)
+    total = cfg.max_frames
+    if warmup is None:
+        warmup = max(30, (total or stats["frames_written"]) // 10)
+    a["steady"] = steady_state(samples, warmup, total, a["cores"], a["bound_serial_fps"])
     a["environment"] = environment()
     a["environment"]["loadavg_before"] = load0
     return stats, a
@@ -311,6 +350,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. stages.flow.scale=0.25 (repeatable)")
     parser.add_argument("--output", metavar="PATH", help="path of the first video sink")
     parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--warmup", type=int, metavar="N", default=None,
+                        help="frames before the steady-state window opens (default: a tenth of --frames, >= 30)")
 
 
 def run(args) -> int:
@@ -322,7 +363,7 @@ def run(args) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise config.ConfigError(f"--frames: expected 1 <= N, got {args.max_frames}")
     cfg = config.load(args.config, args.set or (), edit=_cli_edits(args))
-    stats, a = bench(cfg, args.loop)
+    stats, a = bench(cfg, args.loop, warmup=args.warmup)
     title = f"vidpipe bench {args.config}" + (f" --source {args.source}" if args.source else "") + \
             (f" ({' '.join(args.set)})" if args.set else "")
     print(format_report(a, title))

@@ -9,7 +9,7 @@ import av
 import pytest
 from avgen import index_of, make_video
 
-from pipeline.bench import LoopSource, analyze, format_report
+from pipeline.bench import LoopSource, analyze, format_report, steady_state
 from pipeline.cli import main
 from pipeline.sources.file import FileParams, FileSource
 
@@ -75,6 +75,26 @@ def test_bound_on_cores_left():
     assert a["bound_left_fps"] == pytest.approx(50.0)
     assert a["efficiency_left"] == pytest.approx(0.9)
     assert "other processes left 1.00 of 2 cores" in format_report(a)
+
+
+def test_steady_state_window_leaves_out_warm_up_and_drain():
+    """Samples (t, machine busy, run CPU, read, written): a slow start (10 frames in 1 s), 100 fps
+    at 16 ms CPU per frame from frame 50, the source done at 400, then a drain."""
+    samples, t, cpu, written = [], 0.0, 0.0, 0
+    while written < 420:
+        rate = 10 if t < 1.0 else 100
+        t += 0.1
+        written += rate // 10
+        cpu += (rate // 10) * (0.05 if rate == 10 else 0.016)
+        read = min(written + 8, 400)
+        samples.append((t, 0.4 * t + cpu, cpu, read, written))
+    st = steady_state(samples, warmup=50, total=400, n_cores=2, serial_fps=500.0)
+    assert st["from_frame"] >= 50 and st["to_frame"] < 400
+    assert st["fps"] == pytest.approx(100.0) and st["cpu_ms_per_frame"] == pytest.approx(16.0)
+    assert st["bound_fps"] == pytest.approx(125.0) and st["efficiency"] == pytest.approx(0.8)
+    assert st["cores_left"] == pytest.approx(1.6)          # others kept 0.4 cores busy
+    assert st["efficiency_left"] == pytest.approx(1.0)     # 1.6 cores / 16 ms = 100 fps
+    assert steady_state(samples[:5], warmup=50, total=400, n_cores=2, serial_fps=500.0) is None
 
 
 def test_bench_command_writes_table_and_json(tmp_path, capsys):
