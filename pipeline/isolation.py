@@ -12,8 +12,10 @@ SharedImages), and through the pipe the fields the stage reads (declared `reads`
 method (no fork of a threaded process), builds the stage from its class and params, runs
 `setup()` there, and reports errors as one line with the original exception's type. It ignores
 Ctrl-C: the runner decides when it stops, and `close()` ends it (terminated if it hangs).
-Host only: on a CUDA device the stage runs in its thread as usual (device tensors stay on the
-device; a worker would need its own CUDA context and host copies), and says so in its summary.
+On a CUDA device a stage that works on the device runs in its thread as usual (device tensors stay
+on the device; a worker would need its own CUDA context and host copies) and says so in its
+summary; a `host_stage` (numpy/OpenCV work: track, activity, events, planar_track) still gets a
+worker, on the CPU, with device tensors it reads copied to the host.
 CPU time: the worker's own CPU (all its threads) is reported with every frame and counted for the
 stage by the runner and the bench (`external_cpu`).
 """
@@ -238,6 +240,7 @@ class ProcessStage(Stage):
         self._inner = inner       # runs in the thread instead on a CUDA device
         self._inline = False
         self.type_name = inner.type_name
+        self.host_stage = inner.host_stage
         self.reads, self.optional_reads, self.writes = inner.reads, inner.optional_reads, inner.writes
         self._send_keys = self.reads | self.optional_reads
         self._proc = self._conn = None
@@ -252,19 +255,22 @@ class ProcessStage(Stage):
         """Start the worker (imports and setup run there, in parallel with the other stages')."""
         import multiprocessing
 
-        if str(context.device).startswith("cuda"):
-            if not self._inline:
-                log.info("%s: process: true applies to CPU runs; on %s the stage runs in its thread",
-                         self.name, context.device)
-            self._inline = True
-            return
+        device = str(context.device)
+        if device.startswith("cuda"):
+            if not self.host_stage:
+                if not self._inline:
+                    log.info("%s: process: true applies to host stages on %s; the stage runs in its thread",
+                             self.name, device)
+                self._inline = True
+                return
+            device = "cpu"            # host work (numpy, OpenCV): its worker needs no GPU
         if self._proc is not None:
             return
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_worker, name=f"vidpipe-{self.name}", daemon=True,
                                  args=(child, f"{self.cls.__module__}:{self.cls.__qualname__}", self.params,
-                                       self.name, str(context.device), context.source, stage_threads))
+                                       self.name, device, context.source, stage_threads))
         with _main_not_reimported():
             self._proc.start()
         child.close()

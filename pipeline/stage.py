@@ -67,6 +67,8 @@ class Stage:
     reads: ClassVar[frozenset[str]] = frozenset()
     optional_reads: ClassVar[frozenset[str]] = frozenset()  # used when present, never required
     writes: ClassVar[frozenset[str]] = frozenset()
+    host_stage: ClassVar[bool] = False   # its work is on the host whatever the device (numpy, OpenCV):
+    #                                      `process: true` gives it a worker on a GPU run too
     batch_size: int = 1        # > 1: the runner calls process_batch with up to this many frames
     max_wait: float = 0.0      # seconds the runner may wait to fill a batch (bounds live latency)
 

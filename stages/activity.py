@@ -103,6 +103,7 @@ class ActivityParams:
 
 class ActivityStage(Stage):
     type_name = "activity"
+    host_stage = True   # numpy/OpenCV work: a worker process helps on a GPU run too
     Params = ActivityParams
     reads = frozenset({"tracks"})
     optional_reads = frozenset({"track_flow", "flow"})

@@ -84,6 +84,7 @@ class EventsParams:
 
 class EventsStage(Stage):
     type_name = "events"
+    host_stage = True   # numpy/OpenCV work: a worker process helps on a GPU run too
     Params = EventsParams
     reads = frozenset({"tracks"})
     writes = frozenset({"events"})

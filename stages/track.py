@@ -68,6 +68,7 @@ def build_tracker(params: TrackParams) -> SortTracker:
 
 class TrackStage(Stage):
     type_name = "track"
+    host_stage = True   # numpy/OpenCV work: a worker process helps on a GPU run too
     Params = TrackParams
     reads = frozenset({"detections"})
     writes = frozenset({"tracks"})

@@ -81,6 +81,20 @@ def test_worker_cpu_is_counted_for_the_stage():
     assert stats["peak_rss_mb"] > peak_rss_mb() + 5       # the worker's memory is counted too
 
 
+def test_host_stage_gets_a_cpu_worker_on_a_cuda_run():
+    from pipeline.frame import Frame
+    from workerstages import HostMarkStage
+
+    stage = ProcessStage(HostMarkStage, WorkerParams(), name="mark")
+    ctx = StageContext("cuda", SourceInfo("x", 8, 8, 25.0, False), threading.Event(), logging.getLogger("t"))
+    stage.setup(ctx)
+    try:
+        out = stage.process(Frame(3, 0.1, np.zeros((8, 8, 3), np.uint8)))
+    finally:
+        stage.close()
+    assert out.meta["pid"] != os.getpid() and out.meta["device"] == "cpu"
+
+
 def test_on_cuda_it_runs_in_the_thread():
     """A config with process: true also runs on a GPU: there the stage stays in its thread."""
     stage = ProcessStage(MarkStage, WorkerParams(), name="mark")

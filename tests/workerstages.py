@@ -52,6 +52,7 @@ class MarkStage(Stage):
         image[0, 0] = (frame.index % 256, 7, 9)
         frame.set_image(image)
         frame.meta["pid"] = os.getpid()
+        frame.meta["device"] = str(self.context.device) if self.context else None
         return frame
 
     def summary(self) -> dict:
@@ -63,3 +64,10 @@ class BadSetupStage(MarkStage):
 
     def setup(self, context) -> None:
         raise FileNotFoundError("weights.pt not found")
+
+
+class HostMarkStage(MarkStage):
+    """A host stage (numpy work only): on a GPU run it still gets a worker, on the CPU."""
+
+    type_name = "hostmark"
+    host_stage = True
