@@ -11,7 +11,8 @@
    Where `nvidia-cuda-mps-control` exists, the second half of the time repeats the search under
    NVIDIA MPS (processes share the GPU at once instead of time-slicing it).
 Single-stream runs also repeat `meta` with every stage on one shared CUDA stream
-(pipeline.cuda_streams=false) to show what a stream per stage brings.
+(pipeline.cuda_streams=false) to show what a stream per stage brings, and `video` with every stage
+in a thread when the config puts some in worker processes (host stages keep theirs on a GPU).
 
 Paths: --video/--model, else $VIDPIPE_GPU_DATA, ./.gpu_data, $VIDPIPE_SHARED or ../shared are
 searched for pedestrians_towncentre_1080p.mp4 and yolox_nano.onnx. Installs nothing. Prints a
@@ -358,6 +359,10 @@ def main() -> int:
             runs = [("video", "video", ()), ("meta", "meta", ())]
             if args.compare_streams:  # the same chain with every stage on one shared CUDA stream
                 runs.append(("meta, one stream", "meta", ("pipeline.cuda_streams=false",)))
+            hosted = [s.get("name") or s.get("type") for s in base.get("stages") or []
+                      if isinstance(s, dict) and s.get("process")]
+            if hosted:  # host stages run in CPU workers on a GPU too: the same chain all in threads
+                runs.append(("video, no workers", "video", tuple(f"stages.{n}.process=false" for n in hosted)))
             for label, mode, overrides in runs:
                 try:
                     report["single"][label] = single(base, mode, args, out_dir, overrides, label)
