@@ -1,7 +1,7 @@
 """`vidpipe`: run, validate and list pipelines; dispatch evaluation, training and generation.
 
 Exit codes: 0 ok, 1 a run-time error (one line), 2 a config or command-line mistake (every line,
-no traceback), 130 interrupted (Ctrl-C). Set VIDPIPE_TRACEBACK=1 to see tracebacks.
+no traceback), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM; stops like Ctrl-C). Set VIDPIPE_TRACEBACK=1 to see tracebacks.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from .errors import ConfigError, PipelineError
@@ -73,6 +74,24 @@ def module_main(prog: str, doc: str, configure, run, argv=None) -> int:
     return guard(lambda: run(args))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager's stop, `docker stop`, `kill`): the same orderly stop as Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM into Terminated in the main thread (where signal handlers run), unless someone
+    else (an embedding application) already handles it."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def guard(fn) -> int:
     """Run `fn` and map the user-facing errors to one-line messages and exit codes."""
     try:
@@ -88,6 +107,9 @@ def guard(fn) -> int:
             raise
         _error(exc)
         return 1
+    except Terminated:
+        print("vidpipe: terminated (SIGTERM); the outputs hold every frame processed so far", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("vidpipe: interrupted", file=sys.stderr)
         return 130
@@ -302,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in EXTERNAL:
         return _external(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
+    _stop_on_sigterm()
     return guard(lambda: args.func(args))
 
 

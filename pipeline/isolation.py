@@ -163,7 +163,8 @@ class WorkerError(RuntimeError):
 
 def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_threads: int) -> None:
     """The worker process: build, set up, then answer frames until 'close'."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C and a service manager's SIGTERM reach the
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # parent, which finishes the frames and closes us
     process_time = time.process_time
     try:
         module, qualname = cls_path.split(":")
@@ -177,11 +178,12 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
             torch.set_num_threads(stage_threads)
         stage.setup(StageContext(device, source, threading.Event(), logging.getLogger(f"vidpipe.{name}"), {}))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        conn.send(("error", _describe(exc), process_time(), isinstance(exc, ConfigError)))
+        _quietly(conn.send, ("error", _describe(exc), process_time(), isinstance(exc, ConfigError)))
         return
     writes = stage.writes
     shared = _Attached()
-    conn.send(("ready", None, process_time(), False))
+    if not _quietly(conn.send, ("ready", None, process_time(), False)):
+        return
     while True:
         try:
             message = conn.recv_bytes()
@@ -195,7 +197,8 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
                 summary = stage.summary() or {}
             except BaseException as exc:  # noqa: BLE001
                 error = _describe(exc)
-            conn.send_bytes(pickle.dumps(("closed", (summary, error), peak_rss_mb(), process_time()), protocol=5))
+            _quietly(conn.send_bytes, pickle.dumps(("closed", (summary, error), peak_rss_mb(), process_time()),
+                                                   protocol=5))
             return
         try:
             out = stage.process(unpack(data, shared.image_in(ref)))
@@ -205,7 +208,17 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
                 reply = ("frame", pack(out, writes), shared.image_out(ref, out.image) if "image" in writes else None)
         except BaseException as exc:  # noqa: BLE001
             reply = ("error", _describe(exc), None)
-        conn.send_bytes(pickle.dumps((*reply, process_time()), protocol=5))
+        if not _quietly(conn.send_bytes, pickle.dumps((*reply, process_time()), protocol=5)):
+            return
+
+
+def _quietly(send, message) -> bool:
+    """Send to the parent; False (no traceback) when it is gone: the worker then just ends."""
+    try:
+        send(message)
+        return True
+    except (BrokenPipeError, EOFError, OSError):
+        return False
 
 
 _START_LOCK = threading.Lock()

@@ -341,7 +341,7 @@ class Runner:
     def wait(self, progress: Callable[["Runner"], None] | None = None, poll: float = 0.1) -> dict:
         """Join every thread (Ctrl-C stops the run the same way), close everything, return the stats
         dict or raise the run's first error (StageError, SourceError, SinkError) or KeyboardInterrupt."""
-        interrupted = False
+        interrupted = None
         try:
             while self.alive():
                 try:
@@ -349,15 +349,15 @@ class Runner:
                         break
                     if progress is not None:
                         progress(self)
-                except KeyboardInterrupt:
-                    if interrupted:
+                except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM as the CLI's Terminated
+                    if interrupted is not None:
                         self._abort.set()  # a second Ctrl-C: no more draining
-                    interrupted = True
+                    interrupted = exc
                     self.stop()
         finally:
             self._finish()
-        if interrupted:
-            raise KeyboardInterrupt
+        if interrupted is not None:
+            raise type(interrupted)()
         if self._error is not None:
             raise self._error
         return self.result

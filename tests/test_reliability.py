@@ -175,3 +175,30 @@ def test_sigkill_on_a_live_run_leaves_a_playable_file(tmp_path):
     images, times, facts = decode_all(out, tolerant=True)
     assert facts["codec"] == "h264" and len(images) >= 40
     assert np.all(np.diff(times) > 0) and np.allclose(np.diff(times), 1 / 30, atol=2e-3)
+
+
+def test_sigterm_stops_like_ctrl_c_and_finalizes_the_output(tmp_path):
+    """`docker stop` / systemd send SIGTERM: the run stops in order (exit 143), the mp4 is complete,
+    and a stage's worker process ends with it."""
+    out = tmp_path / "term.mp4"
+    cfg = tmp_path / "term.yaml"
+    cfg.write_text("source: 'lavfi:testsrc2=size=320x240:rate=30'\n"
+                   "stages: [{type: background, process: true}, motion, annotate]\n"
+                   f"sinks: [{{type: video, path: '{out}', fragmented: false}}]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--quiet", str(cfg)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 20000):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    assert proc.returncode == 143, err[-2000:]
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    images, _, facts = decode_all(out)          # a plain (not fragmented) mp4: finalized, or unreadable
+    assert facts["codec"] == "h264" and len(images) >= 10
