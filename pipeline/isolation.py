@@ -203,12 +203,13 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
         try:
             out = stage.process(unpack(data, shared.image_in(ref)))
             if out is None:
-                reply = ("dropped", None, None)
+                reply = pickle.dumps(("dropped", None, None, process_time()), protocol=5)
             else:
-                reply = ("frame", pack(out, writes), shared.image_out(ref, out.image) if "image" in writes else None)
-        except BaseException as exc:  # noqa: BLE001
-            reply = ("error", _describe(exc), None)
-        if not _quietly(conn.send_bytes, pickle.dumps((*reply, process_time()), protocol=5)):
+                image = shared.image_out(ref, out.image) if "image" in writes else None
+                reply = pickle.dumps(("frame", pack(out, writes), image, process_time()), protocol=5)
+        except BaseException as exc:  # noqa: BLE001 - also a result that cannot be pickled
+            reply = pickle.dumps(("error", _describe(exc), None, process_time()), protocol=5)
+        if not _quietly(conn.send_bytes, reply):
             return
 
 

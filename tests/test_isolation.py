@@ -159,3 +159,11 @@ def test_a_script_without_main_guard_runs(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.count("written") == 1 and "[0, 1, 2, 3, 4]" in out.stdout
+
+
+def test_a_result_that_cannot_cross_is_a_clear_error():
+    from workerstages import UnpicklableStage
+
+    with pytest.raises(StageError) as info:
+        run(ProcessStage(UnpicklableStage, WorkerParams(), name="odd"))
+    assert info.value.frame_index == 0 and "TypeError" in str(info.value) and "lock" in str(info.value)

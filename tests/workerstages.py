@@ -71,3 +71,14 @@ class HostMarkStage(MarkStage):
 
     type_name = "hostmark"
     host_stage = True
+
+
+class UnpicklableStage(MarkStage):
+    """Puts something that cannot cross a pipe into Frame.meta."""
+
+    type_name = "unpicklable"
+
+    def process(self, frame):
+        frame = super().process(frame)
+        frame.meta["lock"] = __import__("threading").Lock()
+        return frame
