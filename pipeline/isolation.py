@@ -172,11 +172,9 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
         for part in qualname.split("."):
             cls = getattr(cls, part)
         stage = cls(params, name=name)
-        if stage_threads:
-            import torch
-
-            torch.set_num_threads(stage_threads)
         stage.setup(StageContext(device, source, threading.Event(), logging.getLogger(f"vidpipe.{name}"), {}))
+        if stage_threads and "torch" in sys.modules:   # only where the stage uses torch (~200 MB otherwise)
+            sys.modules["torch"].set_num_threads(stage_threads)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         _quietly(conn.send, ("error", _describe(exc), process_time(), isinstance(exc, ConfigError)))
         return
