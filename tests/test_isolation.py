@@ -167,3 +167,31 @@ def test_a_result_that_cannot_cross_is_a_clear_error():
     with pytest.raises(StageError) as info:
         run(ProcessStage(UnpicklableStage, WorkerParams(), name="odd"))
     assert info.value.frame_index == 0 and "TypeError" in str(info.value) and "lock" in str(info.value)
+
+
+def test_default_chain_gives_the_same_outputs_with_and_without_workers(tmp_path):
+    """configs/default.yaml (four stages in workers) vs the same chain in threads: identical MOT
+    tracks and JSON lines (timings aside) over 40 frames."""
+    import json
+
+    from pipeline import config
+
+    outputs = []
+    for workers in (True, False):
+        sets = [f"sinks.video.path={tmp_path / f'{workers}.mp4'}", f"sinks.jsonl.path={tmp_path / f'{workers}.jsonl'}",
+                f"sinks.mot.path={tmp_path / f'{workers}.txt'}", "source.max_frames=40", "pipeline.device=cpu",
+                f"source.uri={ROOT / 'sample_videos' / 'street.mp4'}",
+                "stages.placement.image=" + str(ROOT / "configs" / "assets" / "ad.png"),
+                "stages.activity.weights=" + str(ROOT / "stages" / "activities" / "activity_tcn_motion.pt")]
+        if not workers:
+            sets += [f"stages.{n}.process=false" for n in ("background", "flow", "activity", "planar_track")]
+        cfg = config.load(ROOT / "configs" / "default.yaml", sets)
+        assert sum(s.process for s in cfg.stages) == (4 if workers else 0)
+        stats = Pipeline.from_config(cfg).run()
+        assert stats["frames_written"] == 40
+        lines = [json.loads(x) for x in (tmp_path / f"{workers}.jsonl").read_text().splitlines()]
+        for d in lines:
+            d.pop("timings", None)
+            d.pop("latency_ms", None)
+        outputs.append(((tmp_path / f"{workers}.txt").read_text(), lines))
+    assert outputs[0][0] and outputs[0] == outputs[1]
