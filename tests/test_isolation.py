@@ -195,3 +195,18 @@ def test_default_chain_gives_the_same_outputs_with_and_without_workers(tmp_path)
             d.pop("latency_ms", None)
         outputs.append(((tmp_path / f"{workers}.txt").read_text(), lines))
     assert outputs[0][0] and outputs[0] == outputs[1]
+
+
+def test_short_dev_shm_sends_pictures_through_the_pipe(monkeypatch, caplog):
+    """A container's small /dev/shm: no block is made (a full tmpfs would SIGBUS), frames still cross."""
+    import pipeline.isolation as iso
+
+    monkeypatch.setattr(iso, "shm_free_bytes", lambda: 1 << 20)
+    stage = ProcessStage(MarkStage, WorkerParams(), name="mark")
+    with caplog.at_level(logging.WARNING, logger="vidpipe"):
+        _, sink = run(stage)
+    _, ref = run(MarkStage(WorkerParams(), name="mark"))
+    for got, want in zip(sink.frames, ref.frames):
+        np.testing.assert_array_equal(got.image, want.image)
+    assert sink.indices == list(range(12)) and stage._images.inline and not stage._images.blocks
+    assert sum("/dev/shm" in r.message for r in caplog.records) == 1
