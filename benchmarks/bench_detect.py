@@ -1,6 +1,6 @@
-"""CPU detection throughput: YOLOX-Nano through the detect stage (torch via onnx2torch, and
-onnxruntime) at batch 1, 4 and 8, side by side with OpenCV's dnn module on the same frames, threads
-pinned; and the motion stage's blob step at 640x360.
+"""CPU detection throughput: YOLOX-Nano through the detect stage (torch via onnx2torch, traced (the
+default) and eager, and onnxruntime) at batch 1, 4 and 8, side by side with OpenCV's dnn module on the
+same frames, threads pinned; and the motion stage's blob step at 640x360.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_detect.py [--threads 1] [--frames 16] [--rounds 5]
 
@@ -130,10 +130,11 @@ def bench_detect(args, frames) -> list[tuple]:
     batches = [int(b) for b in args.batches.split(",")]
     contenders = {}
     for b in batches:
-        for backend in ("torch", "onnxruntime"):
-            stage = DetectStage(DetectParams(model=args.model, backend=backend, batch=b))
+        for name, backend, trace in (("torch eager", "torch", False), ("torch", "torch", True),
+                                     ("onnxruntime", "onnxruntime", True)):
+            stage = DetectStage(DetectParams(model=args.model, backend=backend, batch=b, trace=trace))
             stage.setup(ctx)
-            contenders[(backend, b)] = stage
+            contenders[(name, b)] = stage
         contenders[("opencv-dnn", b)] = OpenCVYolox(args.model)
     images = [torch.from_numpy(f).permute(2, 0, 1) for f in frames]
     stage_t = {k: [] for k in contenders}

@@ -325,3 +325,13 @@ def test_classes_file_and_mismatch(tmp_path):
 def test_params_errors(raw, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build_or_raise(DetectParams, raw, "detect")
+
+
+def test_traced_forward_equals_eager(first_frame):
+    """trace: true (default) runs the converted YOLOX graph as one TorchScript call: same boxes."""
+    model = str(shared_path(*YOLOX))
+    traced, eager = make_stage(model=model, backend="torch"), make_stage(model=model, backend="torch", trace=False)
+    flipped = np.ascontiguousarray(first_frame[:, ::-1])
+    for image in (first_frame, flipped):
+        assert_same(run(traced, [image])[0], run(eager, [image])[0], px=1e-3, score=1e-5)
+    assert traced.summary()["trace"] == "1 traced" and "trace" not in eager.summary()

@@ -148,6 +148,10 @@ class Model:
             return run(x)
         return torch.cat([run(x[i:i + self.max_batch]) for i in range(0, x.shape[0], self.max_batch)])
 
+    def wrap_run(self, wrapper) -> None:
+        """Replace the forward call by wrapper(forward) (e.g. a one-call trace of it)."""
+        self._run = wrapper(self._run)
+
     def use_cuda_graphs(self, max_shapes: int = 4) -> None:
         """Replay the forward pass as CUDA graphs (torch backends on CUDA; see cudagraph.py)."""
         if self.device.type == "cuda" and self.module is not None:
@@ -208,6 +212,8 @@ def load_torch_onnx(path: Path, device: torch.device, half: bool) -> Model:
         raise ModelError(f"model file {path}: onnx2torch cannot convert it ({_first_line(exc)}); "
                          f"try backend: onnxruntime") from None
     module = module.to(device)
+    for weight in module.parameters():     # inference only; also lets a trace hold them as constants
+        weight.requires_grad_(False)
     if half:
         module = module.half()
     return Model("torch", path, device, _module_runner(module), torch.float16 if half else torch.float32,
