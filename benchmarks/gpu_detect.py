@@ -73,14 +73,15 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def make_stage(model: str, backend: str, half: bool, device: str = "cuda", graphs: bool = False):
+def make_stage(model: str, backend: str, half: bool, device: str = "cuda", graphs: bool = False,
+               trace: bool = True):
     import logging
 
     from pipeline.stage import SourceInfo, StageContext
     from stages.detect import DetectParams, DetectStage
 
     stage = DetectStage(DetectParams(model=model, backend=backend, half=half, device=device, batch=1,
-                                     cuda_graphs=graphs))
+                                     cuda_graphs=graphs, trace=trace))
     stage.setup(StageContext(device, SourceInfo("bench", 1920, 1080, 25, False), threading.Event(),
                              logging.getLogger("bench")))
     return stage
@@ -207,13 +208,14 @@ def main() -> int:
     rows = []
     contenders = []
     if not origin.startswith("unavailable"):
-        contenders += [("torch fp16", "torch", True, False), ("torch fp32", "torch", False, False)]
+        contenders += [("torch fp16", "torch", True, False, True), ("torch fp16 eager", "torch", True, False, False),
+                       ("torch fp32", "torch", False, False, True)]
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers() or not args.device.startswith("cuda"):
-        contenders.append(("ort cuda fp32", "onnxruntime", False, False))
-    for label, backend, half, graphs in contenders:
-        stage = make_stage(args.model, backend, half, args.device, graphs)
+        contenders.append(("ort cuda fp32", "onnxruntime", False, False, True))
+    for label, backend, half, graphs, trace in contenders:   # torch rows traced (detect.trace) unless "eager"
+        stage = make_stage(args.model, backend, half, args.device, graphs, trace)
         if graphs and not stage.info["cuda_graphs"]:
             why = stage.model.graphed.failure if stage.model.graphed else "not on CUDA"
             print(f"  {label}: no CUDA graph ({why})")
