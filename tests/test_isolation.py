@@ -199,9 +199,9 @@ def test_default_chain_gives_the_same_outputs_with_and_without_workers(tmp_path)
 
 def test_short_dev_shm_sends_pictures_through_the_pipe(monkeypatch, caplog):
     """A container's small /dev/shm: no block is made (a full tmpfs would SIGBUS), frames still cross."""
-    import pipeline.isolation as iso
+    import pipeline.shared_images as shared
 
-    monkeypatch.setattr(iso, "shm_free_bytes", lambda: 1 << 20)
+    monkeypatch.setattr(shared, "shm_free_bytes", lambda: 1 << 20)
     stage = ProcessStage(MarkStage, WorkerParams(), name="mark")
     with caplog.at_level(logging.WARNING, logger="vidpipe"):
         _, sink = run(stage)
