@@ -8,7 +8,8 @@ GIL released.
 
 What crosses: the frame's picture through shared memory (two blocks per stage, see
 pipeline.shared_images), and through the pipe the fields the stage reads (declared `reads` and
-`optional_reads`) to the worker, and back the fields it writes (`writes`), `meta` and `timings`. Frames keep their order (one in flight per stage). The worker is started with the `spawn`
+`optional_reads`) to the worker, and back the fields it writes (`writes`), `meta` and `timings`.
+Frames keep their order (one in flight per stage). The worker is started with the `spawn`
 method (no fork of a threaded process), builds the stage from its class and params, runs
 `setup()` there, and reports errors as one line with the original exception's type. It ignores
 Ctrl-C: the runner decides when it stops, and `close()` ends it (terminated if it hangs).
