@@ -12,7 +12,8 @@ pipeline.shared_images), and through the pipe the fields the stage reads (declar
 Frames keep their order (one in flight per stage). The worker is started with the `spawn`
 method (no fork of a threaded process), builds the stage from its class and params, runs
 `setup()` there, and reports errors as one line with the original exception's type. It ignores
-Ctrl-C: the runner decides when it stops, and `close()` ends it (terminated if it hangs).
+Ctrl-C and SIGTERM: the runner decides when it stops, and `close()` ends it (terminated if it
+hangs); it ends by itself when the parent is gone.
 On a CUDA device a stage that works on the device runs in its thread as usual (device tensors stay
 on the device; a worker would need its own CUDA context and host copies) and says so in its
 summary; a `host_stage` (numpy/OpenCV work: track, activity, events, planar_track) still gets a
