@@ -68,7 +68,8 @@ def _error(line: str) -> None:
 def module_main(prog: str, doc: str, configure, run, argv=None) -> int:
     """`python -m <module>` for a command that lives with its area (configure(parser), run(args)),
     with the same one-line errors and exit codes as `vidpipe`."""
-    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0],
+                                     formatter_class=_DefaultsFormatter)
     configure(parser)
     args = parser.parse_args(argv)
     return guard(lambda: run(args))
@@ -249,6 +250,17 @@ def cmd_stages(args) -> int:
     return 0
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Area commands' --help: every option with a help text and a default says it."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.default == [] \
+                or action.nargs == 0:
+            return text
+        return super()._get_help_string(action)
+
+
 # ---- external commands ----
 def run_module(prog: str, module: str, argv: list[str]) -> int:
     try:
@@ -257,7 +269,8 @@ def run_module(prog: str, module: str, argv: list[str]) -> int:
         _error(f"{prog}: not available ({exc})")
         return 1
     doc = (mod.__doc__ or "").strip().split("\n\n")[0]
-    parser = argparse.ArgumentParser(prog=prog, description=doc or None)
+    parser = argparse.ArgumentParser(prog=prog, description=doc or None,
+                                     formatter_class=_DefaultsFormatter)
     mod.configure(parser)
     args = parser.parse_args(argv)
     return guard(lambda: mod.run(args))
