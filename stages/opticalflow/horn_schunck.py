@@ -22,8 +22,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
-from .pyramid import build_pyramid, check_images, dims, filter_separable, gaussian_blur, level_sizes, \
-    median_filter, resize_flow, warp
+from .pyramid import check_images, coarse_to_fine, dims, filter_separable, warp
 
 # The weighted-average kernel of section 8; u_bar = conv(u, HS_AVERAGE_KERNEL).
 HS_AVERAGE_KERNEL = ((1 / 12, 1 / 6, 1 / 12), (1 / 6, 0.0, 1 / 6), (1 / 12, 1 / 6, 1 / 12))
@@ -318,22 +317,12 @@ def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8
     n_b, _, h, w = dims(image1)
     if flow0 is not None and flow0.shape != (n_b, 2, h, w):
         raise ValueError(f"horn_schunck: flow0 must be {(n_b, 2, h, w)}, got {tuple(flow0.shape)}")
-    both = gaussian_blur(torch.cat([image1, image2], 1), presmooth)
-    sizes = level_sizes(h, w, levels, factor, min_size)
-    pyramid = build_pyramid(both, sizes, factor)
-    flow = None
-    for level in range(len(sizes) - 1, -1, -1):
-        im1, im2 = pyramid[level][:, 0:1], pyramid[level][:, 1:2]
-        if flow is None:
-            flow = (resize_flow(flow0, sizes[level]) if flow0 is not None
-                    else torch.zeros(n_b, 2, *sizes[level], dtype=im1.dtype, device=im1.device))
-        else:
-            flow = resize_flow(flow, sizes[level])
-        for _ in range(warps):
-            flow = _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation,
-                              dict(compile=compile, cuda_graph=cuda_graph))
-            flow = median_filter(flow, median)
-    return flow
+    solver = dict(compile=compile, cuda_graph=cuda_graph)
+    return coarse_to_fine(
+        image1, image2, lambda im1, im2, flow: _warp_step(im1, im2, flow, alpha, iterations, derivatives,
+                                                          interpolation, solver),
+        levels=levels, factor=factor, presmooth=presmooth, min_size=min_size, warps=warps, median=median,
+        flow0=flow0)
 
 
 def _warp_step(im1, im2, flow, alpha, iterations, derivatives, interpolation, solver):

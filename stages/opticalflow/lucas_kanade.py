@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from .horn_schunck import central_derivatives
-from .pyramid import build_pyramid, check_images, dims, filter_separable, gaussian_blur, level_sizes, \
-    median_filter, resize_flow, warp
+from .pyramid import build_pyramid, check_images, coarse_to_fine, dims, filter_separable, gaussian_blur, \
+    level_sizes, warp
 
 
 def lucas_kanade_dense(image1: torch.Tensor, image2: torch.Tensor, *, sigma: float = 4.0,
@@ -35,21 +35,10 @@ def lucas_kanade_dense(image1: torch.Tensor, image2: torch.Tensor, *, sigma: flo
         raise ValueError(f"lucas_kanade_dense: sigma must be > 0, got {sigma}")
     if reg < 0:
         raise ValueError(f"lucas_kanade_dense: reg must be >= 0, got {reg}")
-    n_b, _, h, w = dims(image1)
-    both = gaussian_blur(torch.cat([image1, image2], 1), presmooth)
-    sizes = level_sizes(h, w, levels, factor, min_size)
-    pyramid = build_pyramid(both, sizes, factor)
-    flow = None
-    for level in range(len(sizes) - 1, -1, -1):
-        im1, im2 = pyramid[level][:, 0:1], pyramid[level][:, 1:2]
-        if flow is None:
-            flow = (resize_flow(flow0, sizes[level]) if flow0 is not None
-                    else im1.new_zeros(n_b, 2, *sizes[level]))
-        else:
-            flow = resize_flow(flow, sizes[level])
-        for _ in range(warps):
-            flow = median_filter(flow + _lk_increment(im1, im2, flow, sigma, reg, interpolation), median)
-    return flow
+    return coarse_to_fine(
+        image1, image2, lambda im1, im2, flow: flow + _lk_increment(im1, im2, flow, sigma, reg, interpolation),
+        levels=levels, factor=factor, presmooth=presmooth, min_size=min_size, warps=warps, median=median,
+        flow0=flow0)
 
 
 def _lk_increment(im1, im2, flow, sigma, reg, interpolation):

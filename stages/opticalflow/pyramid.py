@@ -122,6 +122,30 @@ def build_pyramid(x: torch.Tensor, sizes: list[tuple[int, int]], factor: float) 
     return out
 
 
+def coarse_to_fine(image1: torch.Tensor, image2: torch.Tensor, step, *, levels: int, factor: float,
+                   presmooth: float, min_size: int, warps: int, median: int,
+                   flow0: torch.Tensor | None = None) -> torch.Tensor:
+    """The coarse-to-fine driver of the warping methods: both images presmoothed, a Gaussian
+    pyramid, and at each level from the coarsest `warps` times flow = median(step(im1, im2, flow)).
+    flow0 (full resolution) warm-starts the coarsest level, else zero.
+    Convention: (B,1,H,W) float images; step(im1, im2, flow) -> (B,2,h,w) flow in the level's
+    pixels; returns (B,2,H,W) pixels."""
+    n_b, _, h, w = dims(image1)
+    both = gaussian_blur(torch.cat([image1, image2], 1), presmooth)
+    sizes = level_sizes(h, w, levels, factor, min_size)
+    pyramid = build_pyramid(both, sizes, factor)
+    flow = None
+    for level in range(len(sizes) - 1, -1, -1):
+        im1, im2 = pyramid[level][:, 0:1], pyramid[level][:, 1:2]
+        if flow is None:
+            flow = resize_flow(flow0, sizes[level]) if flow0 is not None else im1.new_zeros(n_b, 2, *sizes[level])
+        else:
+            flow = resize_flow(flow, sizes[level])
+        for _ in range(warps):
+            flow = median_filter(step(im1, im2, flow), median)
+    return flow
+
+
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resample a flow field to `size` and rescale its values to the new pixel units.
     Convention: (B,2,H,W) float pixels -> (B,2,h,w) pixels of the new size."""
