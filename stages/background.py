@@ -189,13 +189,11 @@ class BackgroundStage(Stage):
         return clean(fg, self.params.open_size, self.params.close_size)
 
     def _apply(self, x):
-        from stages.segmentation.gaussian import to_batch
         from stages.segmentation.morphology import clean
 
         model, p = self.model, self.params
         state = model.state
-        b = to_batch(x)
-        if state is None or state.shape[0] != b.shape[0] or state.shape[2:] != b.shape[2:] or state.device != b.device:
+        if not model.fits(x):
             fg, _ = model.apply(x)                         # a new model: the first image starts it
             return clean(fg, p.open_size, p.close_size)
         try:

@@ -106,6 +106,12 @@ class GaussianBackground:
         self.state[:, 3:4] = self.var_init
         self.state[:, 5:8] = x
 
+    def fits(self, image: torch.Tensor) -> bool:
+        """Whether the model exists for images like this one ((3,H,W) or (B,3,H,W), any dtype:
+        batch, size and device)."""
+        s, x = self.state, image if image.ndim == 4 else image[None]
+        return s is not None and s.shape[0] == x.shape[0] and s.shape[2:] == x.shape[2:] and s.device == x.device
+
     def ensure(self, batch: int, height: int, width: int, device) -> None:
         """Allocate an empty model (every pixel unseen) unless one of this size exists."""
         if self.state is None or tuple(self.state.shape) != (batch, 9, height, width) or self.state.device != torch.device(device):
@@ -118,8 +124,7 @@ class GaussianBackground:
         the image covers only that part of an existing model (see `ensure`). Returns (fg, shadow)
         as (B,H,W) bool tensors."""
         x = to_batch(image)
-        if window is None and (self.state is None or self.state.shape[0] != x.shape[0]
-                               or self.state.shape[2:] != x.shape[2:] or self.state.device != x.device):
+        if window is None and not self.fits(x):
             self._init_state(x)
         s = self.state if window is None else self.state[:, :, window[0]:window[1], window[2]:window[3]]
         mean, var, age = s[:, 0:3], s[:, 3:4], s[:, 4:5]
