@@ -56,22 +56,32 @@ def _host(value):
     return value
 
 
-def pack(frame: Frame, keys) -> dict:
-    """The frame's identity, picture, meta and the attributes for `keys` (FIELDS keys)."""
-    out = {"index": frame.index, "time": frame.time, "pts": frame.pts, "time_base": frame.time_base,
-           "source": frame.source, "decoded_at": frame.decoded_at, "meta": frame.meta, "timings": frame.timings}
-    for attr in {_ATTRIBUTES[k] for k in keys if k in _ATTRIBUTES}:
+def attributes(keys) -> tuple[str, ...]:
+    """The Frame attributes that hold these FIELDS keys (image aside: it crosses on its own)."""
+    return tuple(sorted({_ATTRIBUTES[k] for k in keys if k in _ATTRIBUTES}))
+
+
+def pack(frame: Frame, attrs: tuple[str, ...]) -> dict:
+    """The frame's identity ("id"), meta, timings and the attributes `attrs`, host side."""
+    out = {"id": (frame.index, frame.time, frame.pts, frame.time_base, frame.source, frame.decoded_at),
+           "meta": frame.meta, "timings": frame.timings}
+    for attr in attrs:
         out[attr] = _host(getattr(frame, attr))
     return out
 
 
-def unpack(data: dict, image) -> Frame:
-    frame = Frame(data["index"], data["time"], image, source=data["source"], pts=data["pts"],
-                  time_base=data["time_base"], decoded_at=data["decoded_at"])
+def apply(frame: Frame, data: dict) -> Frame:
+    """Set what `pack` carried (all but the identity) on `frame`."""
     for key, value in data.items():
-        if key not in ("index", "time", "pts", "time_base", "source", "decoded_at"):
+        if key != "id":
             setattr(frame, key, value)
     return frame
+
+
+def unpack(data: dict, image) -> Frame:
+    index, time_, pts, time_base, source, decoded_at = data["id"]
+    return apply(Frame(index, time_, image, source=source, pts=pts, time_base=time_base, decoded_at=decoded_at),
+                 data)
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
@@ -103,7 +113,7 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         _quietly(conn.send, ("error", _describe(exc), process_time(), isinstance(exc, ConfigError)))
         return
-    writes = stage.writes
+    returned, image_back = attributes(stage.writes), "image" in stage.writes
     shared = WorkerImages()
     if not _quietly(conn.send, ("ready", None, process_time(), False)):
         return
@@ -128,8 +138,8 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
             if out is None:
                 reply = pickle.dumps(("dropped", None, None, process_time()), protocol=5)
             else:
-                image = shared.image_out(ref, out.image) if "image" in writes else None
-                reply = pickle.dumps(("frame", pack(out, writes), image, process_time()), protocol=5)
+                image = shared.image_out(ref, out.image) if image_back else None
+                reply = pickle.dumps(("frame", pack(out, returned), image, process_time()), protocol=5)
         except BaseException as exc:  # noqa: BLE001 - also a result that cannot be pickled
             reply = pickle.dumps(("error", _describe(exc), None, process_time()), protocol=5)
         if not _quietly(conn.send_bytes, reply):
@@ -179,7 +189,7 @@ class ProcessStage(Stage):
         self.type_name = inner.type_name
         self.host_stage = inner.host_stage
         self.reads, self.optional_reads, self.writes = inner.reads, inner.optional_reads, inner.writes
-        self._send_keys = self.reads | self.optional_reads
+        self._sent = attributes(self.reads | self.optional_reads)
         self._proc = self._conn = None
         self._images = SharedImages(self.name)
         self._summary: dict = {}
@@ -235,7 +245,7 @@ class ProcessStage(Stage):
     def process(self, frame: Frame) -> Frame | None:
         if self._inline:
             return self._inner.process(frame)
-        data = pack(frame, self._send_keys)
+        data = pack(frame, self._sent)
         try:
             self._conn.send_bytes(pickle.dumps(("frame", data, self._images.put(frame.image)), protocol=5))
             kind, payload, image, cpu = pickle.loads(self._conn.recv_bytes())
@@ -246,9 +256,7 @@ class ProcessStage(Stage):
             raise WorkerError(*payload)
         if kind == "dropped":
             return None
-        for key, value in payload.items():
-            if key not in ("index", "time", "pts", "time_base", "source", "decoded_at"):
-                setattr(frame, key, value)
+        apply(frame, payload)
         if image is not None:
             how, value = image
             frame.set_image(self._images.take(value) if how == "shared" else value)

@@ -123,6 +123,7 @@ class DetectStage(Stage):
         self.max_wait = self.params.max_wait
         self.model = None
         self.info: dict = {}
+        self._traced = None      # the forward pass's TracedCall (torch backend, trace: true)
 
     def _fail(self, message: str):
         return ConfigError(f"{self.name}: {message}")
@@ -163,15 +164,12 @@ class DetectStage(Stage):
             raise self._fail(str(exc)) from None
         self.model, self.names, self.input_hw = model, names, input_hw
         graphs = self._graphs(model, input_hw, context)
-        self._traced = None
         if p.trace and model.backend == "torch" and not graphs:
             from pipeline.traced import TracedCall
 
-            def traced(forward):
-                self._traced = TracedCall(forward, f"{self.name}: trace", tolerance=1e-3 if half else 1e-4,
-                                          max_cache=p.batch + 2)    # every partial batch size has its own
-                return self._traced
-            model.wrap_run(traced)
+            self._traced = model.wrap_run(lambda forward: TracedCall(
+                forward, f"{self.name}: trace", tolerance=1e-3 if half else 1e-4,
+                max_cache=p.batch + 2))                    # every partial batch size has its own
         self.head = heads.HEADS[head_name]
         recipe = self.head.recipe
         self.resize = recipe.resize if p.resize == "auto" else p.resize
@@ -266,7 +264,7 @@ class DetectStage(Stage):
 
     def summary(self) -> dict:
         out = dict(self.info)
-        traced = getattr(self, "_traced", None)
+        traced = self._traced
         if traced is not None:
             out["trace"] = f"off ({traced.fallback})" if traced.fallback else f"{traced.traces} traced"
         return out

@@ -148,9 +148,10 @@ class Model:
             return run(x)
         return torch.cat([run(x[i:i + self.max_batch]) for i in range(0, x.shape[0], self.max_batch)])
 
-    def wrap_run(self, wrapper) -> None:
-        """Replace the forward call by wrapper(forward) (e.g. a one-call trace of it)."""
+    def wrap_run(self, wrapper):
+        """Replace the forward call by wrapper(forward) (e.g. a one-call trace of it); returns it."""
         self._run = wrapper(self._run)
+        return self._run
 
     def use_cuda_graphs(self, max_shapes: int = 4) -> None:
         """Replay the forward pass as CUDA graphs (torch backends on CUDA; see cudagraph.py)."""
