@@ -47,6 +47,20 @@ class TrackParams:
     box: str = param("filtered", choices=("filtered", "detection"),
                      doc="box reported: the Kalman filter's (SORT) or the matched detection's own")
     keep_untracked: bool = param(False, doc="also pass on the detections not reported as tracks, with track_id -1")
+    split: bool = param(False, doc="before matching, split a detection (a motion blob) that holds the predicted "
+                        "boxes of two or more confirmed tracks into one box per track, and join fragments that lie "
+                        "inside one track's box (stages/tracking/split.py); uses Frame.mask when present")
+    split_cover: float = param(0.6, gt=0, le=1, doc="split: a track is in a blob that holds this fraction of its "
+                               "predicted box; a fragment is in a track's box when this fraction of it is")
+    split_same: float = param(0.7, gt=0, le=1, doc="split: two tracks whose predicted boxes share this fraction of "
+                              "the narrower one's columns count as one (the wider, else the one with fewer hits, "
+                              "is left out: torso and legs of one person, a hidden person coasting)")
+    split_snap: float = param(0.2, ge=0, le=1, doc="split: a box whose edge is within this fraction of its size of "
+                              "the outermost is moved onto the blob's edge")
+    split_min_fill: float = param(0.2, ge=0, le=1, doc="split: a track box with less foreground (Frame.mask) is "
+                                  "left out (0: no check)")
+    split_join: bool = param(True, doc="split: also join fragments that lie inside one track's predicted box")
+    split_max_since: int = param(2, ge=0, doc="split: only tracks reported and matched within this many frames")
 
     def validate(self) -> list[str]:
         if self.low_threshold > self.high_threshold:
@@ -76,6 +90,10 @@ class TrackStage(Stage):
     def __init__(self, params: TrackParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name)
         self.tracker = build_tracker(self.params)
+        if self.params.split:
+            self.optional_reads = frozenset({"mask"})
+        self.last_detections: Detections | None = None  # what the tracker matched in the last frame (after split)
+        self.splits = 0
         self.last_index: int | None = None
         self.resets = 0
         self.dropped_frames = 0
@@ -97,6 +115,9 @@ class TrackStage(Stage):
         self.dropped_frames += gap - 1
         self.last_index = frame.index
         dets = frame.detections if frame.detections is not None else Detections.empty()
+        if self.params.split and len(dets):
+            dets = self._split(dets, frame.mask, gap)
+        self.last_detections = dets
         out = self.tracker.update(dets.xyxy, dets.score, dets.class_id, frame_gap=gap)
         tracks = dets[out.det_index]
         xyxy = out.xyxy.astype(np.float32) if self.params.box == "filtered" else tracks.xyxy
@@ -109,6 +130,29 @@ class TrackStage(Stage):
         frame.detections = tracks
         return frame
 
+    def _split(self, dets: Detections, mask, gap: int) -> Detections:
+        """Detections split/joined by the confirmed tracks' predictions (stages/tracking/split.py)."""
+        from stages.tracking.split import box_fill, split_by_tracks
+
+        p = self.params
+        pred, ids, hits, since = self.tracker.peek(gap)
+        ok = (ids > 0) & (since <= p.split_max_since + gap)
+        if ok.sum() == 0:
+            return dets
+        if mask is not None and not isinstance(mask, np.ndarray):
+            mask = mask.cpu().numpy()
+        boxes, origin = split_by_tracks(dets.xyxy, pred[ok], hits[ok], mask, p.split_cover, p.split_same,
+                                        p.split_snap, p.split_min_fill, p.split_join)
+        if len(origin) == len(dets) and (origin == np.arange(len(dets))).all():
+            return dets
+        self.splits += 1
+        out = dets[origin].replace(xyxy=boxes)
+        if mask is not None and "fill" in out.data:
+            fill = box_fill(mask, boxes).astype(np.float32)
+            area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+            out = out.with_data(fill=fill, pixels=np.rint(fill * area).astype(out.data.get("pixels", fill).dtype))
+        return out
+
     def summary(self) -> dict:
-        return {"algorithm": self.params.algorithm, "tracks": self.tracker.next_id - 1,
+        return {"algorithm": self.params.algorithm, "tracks": self.tracker.next_id - 1, "split_frames": self.splits,
                 "live": len(self.tracker), "dropped_frames": self.dropped_frames, "resets": self.resets}

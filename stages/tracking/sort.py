@@ -146,6 +146,11 @@ class SortTracker:
             self.table = t
             return np.zeros((0, 4))
         t[:, STREAK] *= t[:, SINCE] == 0
+        self.table = t = self._ahead(t, gap)
+        return kalman.x_to_xyxy(t)
+
+    def _ahead(self, t: np.ndarray, gap: int) -> np.ndarray:
+        """Table rows `gap` predict steps ahead (t's velocity column may be zeroed in place)."""
         for _ in range(gap):
             ahead = t @ self._step
             if not ahead[:, 2].min() > 0:            # SORT: if s + vs <= 0, predict with vs = 0
@@ -154,8 +159,19 @@ class SortTracker:
             t = ahead
         if not t[:, 2:4].min() > 0:                  # s * r <= 0 has no box: SORT drops the track
             t = t[(t[:, 2:4] > 0).all(axis=1)]
-        self.table = t
-        return kalman.x_to_xyxy(t)
+        return t
+
+    def peek(self, frame_gap: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Where the next `update(..., frame_gap)` will predict the live tracks, state unchanged.
+        Convention: -> boxes (M,4) float64 xyxy px, track ids (M,) int64 (0: not reported yet),
+        hits (M,) int64 (detections matched after the one that started it), frames since the last detection (M,) int64
+        counted at the next update (1 for a track matched in the last frame, gap 1)."""
+        gap = frame_gap if frame_gap == 1 else check_int("frame_gap", frame_gap, 1)
+        t = self.table[self.table[:, SINCE] + gap <= self.max_age + 1] if gap > 1 else self.table.copy()
+        if not len(t):
+            return np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        t = self._ahead(t, gap)
+        return kalman.x_to_xyxy(t), t[:, ID].astype(np.int64), t[:, HITS].astype(np.int64), t[:, SINCE].astype(np.int64)
 
     def _similarity(self, boxes, z, class_id, predicted, tracks=None) -> np.ndarray:
         """IoU of detections (rows) with predicted tracks (columns: all, or the given rows)."""
