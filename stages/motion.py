@@ -3,8 +3,10 @@ before it (no weights; any static-camera video). Writes Frame.detections with on
 by default, score 1, and per-box `pixels` (foreground pixel count) and `fill` (pixels / box area).
 
 The mask is reduced on its own device (a GPU mask never crosses to the host at full size), then
-connected components, speck removal and merging of fragments run on the small host mask
-(stages.detection.blobs).
+connected components, speck removal, merging of fragments and (split_ratio) splitting of wide blobs
+at column valleys run on the small host mask (stages.detection.blobs). People who cross or overlap
+in depth stay one blob here: the track stage's `split` divides such a blob by the tracks'
+predictions (stages/tracking/split.py).
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ class MotionParams:
     min_area: int = param(150, ge=1, doc="objects below this many foreground pixels are dropped")
     max_area: float = param(0.5, gt=0, le=1, doc="objects whose box covers more than this fraction of the frame "
                             "are dropped (a light change, a camera shake)")
+    split_ratio: float | None = param(None, gt=0, doc="split a blob wider than this fraction of its height (people "
+                                      "are ~2.5x taller than wide; 0.8 is a choice) at the deepest valley of its "
+                                      "column foreground counts (null: no splitting)")
+    split_valley: float = param(0.4, ge=0, lt=1, doc="split_ratio: a valley splits when it is at most this fraction "
+                                "of the lower peak beside it")
     class_name: str = param("moving", doc="the class name of every box (class_id 0)")
 
     def validate(self) -> list[str]:
@@ -51,7 +58,7 @@ class MotionStage(Stage):
             frame.detections = Detections.empty(names)
             return frame
         boxes, pixels = motion_boxes(frame.mask, p.downscale, p.fill, p.min_fragment, p.merge_gap, p.min_area,
-                                     p.max_area)
+                                     p.max_area, split_ratio=p.split_ratio, split_valley=p.split_valley)
         area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1.0)
         n = len(boxes)
         frame.detections = Detections(boxes, np.ones(n, np.float32), np.zeros(n, np.int32), names=names,

@@ -168,3 +168,4 @@ def test_split_changes_nothing_for_people_apart():
         np.testing.assert_array_equal(a_box, b_box)
         np.testing.assert_array_equal(a_id, b_id)
         np.testing.assert_array_equal(a_fill, b_fill)
+

@@ -6,7 +6,10 @@
    pixels (specks of noise go here);
 3. `merge_boxes`: fragments whose boxes overlap or lie within `gap` pixels of each other (in x and
    in y) are united, repeatedly, since a united box may reach further fragments;
-4. `motion_boxes`: the whole chain, then objects below `min_area` foreground pixels or above
+4. `split_columns` (optional, `split_ratio`): a blob wider than `split_ratio` x its height is split
+   at the deepest valley of its column foreground counts (people side by side touch by an arm or
+   a shadow-free sliver: the columns between them hold little foreground), again while wide;
+5. `motion_boxes`: the whole chain, then objects below `min_area` foreground pixels or above
    `max_area` of the frame are dropped.
 
 Convention: masks are (H,W) uint8 (nonzero = foreground, e.g. 0/255) or bool, numpy or torch (any
@@ -90,8 +93,52 @@ def merge_boxes(boxes: np.ndarray, weights: np.ndarray, gap: float) -> tuple[np.
     return boxes, weights
 
 
+def split_columns(small: np.ndarray, boxes: np.ndarray, pixels: np.ndarray, ratio: float = 0.8,
+                  valley: float = 0.4, min_width: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Split blobs wider than `ratio` x their height (people are ~2.5x taller than wide) at the
+    deepest valley of their column foreground counts, when it is at most `valley` x the lower of
+    the two peaks beside it and both parts are >= `min_width` columns wide; parts are split again
+    while still wide, and each part's box is tightened to its foreground.
+    Convention: small (h,w) uint8 0/1; boxes (N,4) float32 xyxy in its cells; pixels (N,) counts
+    -> (M,4) float32 boxes, (M,) int64 foreground cells (a part counts the cells inside its box)."""
+    if not ratio > 0:
+        raise ValueError(f"ratio: expected > 0, got {ratio}")
+    if not 0 <= valley < 1:
+        raise ValueError(f"valley: expected 0 <= valley < 1, got {valley}")
+    out_b, out_p = [], []
+    todo = [(b, p) for b, p in zip(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(pixels))]
+    while todo:
+        box, pix = todo.pop()
+        x0, y0, x1, y1 = (int(v) for v in box)
+        if x1 - x0 < ratio * (y1 - y0) or x1 - x0 < 2 * min_width:
+            out_b.append(box)
+            out_p.append(pix)
+            continue
+        col = small[y0:y1, x0:x1].sum(0, dtype=np.int64)
+        left = np.maximum.accumulate(col)                  # highest column at or left of each column
+        right = np.maximum.accumulate(col[::-1])[::-1]
+        c = np.arange(min_width, len(col) - min_width + 1)
+        depth = col[c] / np.maximum(np.minimum(left[c - 1], right[c]), 1)
+        if not len(c) or depth.min() > valley:
+            out_b.append(box)
+            out_p.append(pix)
+            continue
+        cut = x0 + int(c[np.argmin(depth)])
+        for a, b in ((x0, cut), (cut, x1)):
+            part = small[y0:y1, a:b]
+            rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
+            if len(rows):
+                todo.append((np.array([a + cols[0], y0 + rows[0], a + cols[-1] + 1, y0 + rows[-1] + 1], np.float32),
+                             int(np.count_nonzero(part))))
+    if not out_b:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    order = np.lexsort((np.array(out_b)[:, 1], np.array(out_b)[:, 0]))
+    return np.array(out_b, np.float32)[order], np.array(out_p, np.int64)[order]
+
+
 def motion_boxes(mask, factor: int = 2, fill: float = 0.5, min_fragment: int = 16, merge_gap: float | None = 2.0,
-                 min_area: int = 150, max_area: float = 0.5, max_fragments: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                 min_area: int = 150, max_area: float = 0.5, max_fragments: int = 512,
+                 split_ratio: float | None = None, split_valley: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
     """Object boxes (N,4) float32 xyxy (full-res px, clipped to the mask) and their foreground pixel
     counts (N,) int64 from a foreground mask; see the module docstring for the steps. Sizes
     (min_fragment, min_area, merge_gap) are in full-resolution pixels; max_area a fraction of the frame."""
@@ -104,6 +151,8 @@ def motion_boxes(mask, factor: int = 2, fill: float = 0.5, min_fragment: int = 1
         boxes, pixels = boxes[np.sort(top)], pixels[np.sort(top)]
     if merge_gap is not None and len(boxes) > 1:
         boxes, pixels = merge_boxes(boxes, pixels, merge_gap / factor)
+    if split_ratio is not None and len(boxes):
+        boxes, pixels = split_columns(small, boxes, pixels, split_ratio, split_valley, max(1, round(8 / factor)))
     boxes = boxes * factor
     pixels = pixels * cell
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, full_w)

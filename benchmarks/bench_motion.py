@@ -1,0 +1,78 @@
+"""Per-frame cost of the default demo's motion -> track chain, with and without the track stage's
+`split` (blobs split / fragments joined by the tracks' predictions), on the background stage's
+masks of the bundled street clip (computed once, cached like benchmarks/eval_motion.py does).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_motion.py [--video sample_videos/street.mp4] [--rounds 5]
+
+Rounds interleave the variants (the machine is shared and noisy); the table shows the median round.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def run(masks: np.ndarray, track_params: dict | None) -> tuple[float, float, int]:
+    """(motion ms/frame, track ms/frame, frames split) over all masks; track_params None: no track."""
+    from eval_motion import context, make
+
+    from pipeline.frame import Frame
+
+    motion = make("motion", {})
+    track = make("track", {"max_age": 10, "min_hits": 3} | (track_params or {}))
+    h, w = masks.shape[1:]
+    motion.setup(context(w, h, 30.0))
+    track.setup(context(w, h, 30.0))
+    blank = np.zeros((h, w, 3), np.uint8)
+    tm = tt = 0.0
+    for t in range(len(masks)):
+        frame = Frame(t, t / 30.0, blank)
+        frame.mask = masks[t].view(np.uint8)
+        t0 = time.perf_counter()
+        frame = motion.process(frame)
+        t1 = time.perf_counter()
+        track.process(frame)
+        t2 = time.perf_counter()
+        tm += t1 - t0
+        tt += t2 - t1
+    n = len(masks)
+    return 1000 * tm / n, 1000 * tt / n, track.splits
+
+
+def main(argv=None) -> int:
+    from eval_motion import scene_masks
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", default=str(ROOT / "sample_videos" / "street.mp4"))
+    ap.add_argument("--cache", default="/tmp/vidpipe_motion_eval/masks")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args(argv)
+    masks = scene_masks(Path(args.video), Path(args.cache))
+    variants = {"split off": {}, "split on": {"split": True}}
+    times: dict = {k: [] for k in variants}
+    splits = {}
+    for _ in range(args.rounds):
+        for name, params in variants.items():
+            m, t, s = run(masks, params)
+            times[name].append((m, t))
+            splits[name] = s
+    print(f"{len(masks)} frames {masks.shape[2]}x{masks.shape[1]}, median of {args.rounds} interleaved rounds")
+    print(f"{'variant':<12}{'motion ms':>11}{'track ms':>10}{'motion+track':>14}{'frames split':>14}")
+    base = None
+    for name, rows in times.items():
+        m, t = (float(np.median([r[i] for r in rows])) for i in (0, 1))
+        base = base or m + t
+        print(f"{name:<12}{m:>11.3f}{t:>10.3f}{m + t:>14.3f}{splits[name]:>14}   x{(m + t) / base:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
