@@ -1,5 +1,6 @@
 """Per-frame cost of the default demo's motion -> track chain, with and without the track stage's
-`split` (blobs split / fragments joined by the tracks' predictions), on the background stage's
+`split` (blobs split / fragments joined by the tracks' predictions) and the motion stage's
+`split_ratio` (wide blobs split at column valleys), on the background stage's
 masks of the bundled street clip (computed once, cached like benchmarks/eval_motion.py does).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_motion.py [--video sample_videos/street.mp4] [--rounds 5]
@@ -20,14 +21,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def run(masks: np.ndarray, track_params: dict | None) -> tuple[float, float, int]:
-    """(motion ms/frame, track ms/frame, frames split) over all masks; track_params None: no track."""
+def run(masks: np.ndarray, motion_params: dict, track_params: dict) -> tuple[float, float, int]:
+    """(motion ms/frame, track ms/frame, frames the track stage split) over all masks."""
     from eval_motion import context, make
 
     from pipeline.frame import Frame
 
-    motion = make("motion", {})
-    track = make("track", {"max_age": 10, "min_hits": 3} | (track_params or {}))
+    motion = make("motion", motion_params)
+    track = make("track", {"max_age": 10, "min_hits": 3} | track_params)
     h, w = masks.shape[1:]
     motion.setup(context(w, h, 30.0))
     track.setup(context(w, h, 30.0))
@@ -56,21 +57,22 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
     masks = scene_masks(Path(args.video), Path(args.cache))
-    variants = {"split off": {}, "split on": {"split": True}}
+    variants = {"off": ({}, {}), "track split": ({}, {"split": True}),
+                "columns": ({"split_ratio": 0.3}, {}), "both": ({"split_ratio": 0.3}, {"split": True})}
     times: dict = {k: [] for k in variants}
     splits = {}
     for _ in range(args.rounds):
-        for name, params in variants.items():
-            m, t, s = run(masks, params)
+        for name, (motion, track) in variants.items():
+            m, t, s = run(masks, motion, track)
             times[name].append((m, t))
             splits[name] = s
     print(f"{len(masks)} frames {masks.shape[2]}x{masks.shape[1]}, median of {args.rounds} interleaved rounds")
-    print(f"{'variant':<12}{'motion ms':>11}{'track ms':>10}{'motion+track':>14}{'frames split':>14}")
+    print(f"{'variant':<14}{'motion ms':>11}{'track ms':>10}{'motion+track':>14}{'frames split':>14}")
     base = None
     for name, rows in times.items():
         m, t = (float(np.median([r[i] for r in rows])) for i in (0, 1))
         base = base or m + t
-        print(f"{name:<12}{m:>11.3f}{t:>10.3f}{m + t:>14.3f}{splits[name]:>14}   x{(m + t) / base:.2f}")
+        print(f"{name:<14}{m:>11.3f}{t:>10.3f}{m + t:>14.3f}{splits[name]:>14}   x{(m + t) / base:.2f}")
     return 0
 
 

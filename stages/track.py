@@ -139,8 +139,6 @@ class TrackStage(Stage):
         ok = (ids > 0) & (since <= p.split_max_since + gap)
         if ok.sum() == 0:
             return dets
-        if mask is not None and not isinstance(mask, np.ndarray):
-            mask = mask.cpu().numpy()
         boxes, origin = split_by_tracks(dets.xyxy, pred[ok], hits[ok], mask, p.split_cover, p.split_same,
                                         p.split_snap, p.split_min_fill, p.split_join)
         if len(origin) == len(dets) and (origin == np.arange(len(dets))).all():

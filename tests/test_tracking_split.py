@@ -169,3 +169,14 @@ def test_split_changes_nothing_for_people_apart():
         np.testing.assert_array_equal(a_id, b_id)
         np.testing.assert_array_equal(a_fill, b_fill)
 
+
+
+def test_box_fill_on_a_device_mask_equals_the_host_mask(device):
+    import torch
+
+    mask = two_touching()
+    boxes = np.array([[100, 50, 160, 135], [90, 40, 131, 60], [600, 300, 700, 400], [5, 5, 5, 9]], np.float64)
+    host = box_fill(mask, boxes)
+    np.testing.assert_allclose(box_fill(torch.from_numpy(mask).to(device), boxes), host)
+    np.testing.assert_allclose(host[[2, 3]], [0.0, 0.0])
+    np.testing.assert_allclose(host[[0, 1]], [(80 * 30 + 80 * 30) / (60 * 85), (10 * 30 + 5 * 1) / (41 * 20)])

@@ -22,7 +22,7 @@ those predictions (the caller passes only confirmed, recently seen tracks):
    predicted box better (IoU higher by 0.1) than any of them alone.
 
 Convention: boxes (N,4) and predicted (M,4) xyxy float pixels; hits (M,) int (matches so far;
-it breaks ties of `same`); mask (H,W) uint8/bool numpy (nonzero = foreground) or None. Returns boxes
+it breaks ties of `same`); mask (H,W) uint8/bool numpy or torch (nonzero = foreground) or None. Returns boxes
 (K,4) float32 and origin (K,) int64: the input row each output row comes from (a joined box: its
 first fragment), in input order, split boxes in the order of their tracks.
 """
@@ -54,14 +54,15 @@ def _iou1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def box_fill(mask, boxes: np.ndarray) -> np.ndarray:
-    """Foreground fraction of each box. Convention: mask (H,W) numpy nonzero = foreground; boxes
-    (N,4) xyxy px (rounded to pixel edges, clipped to the mask) -> (N,) float64 in [0, 1]."""
+    """Foreground fraction of each box. Convention: mask (H,W) nonzero = foreground, numpy or a torch
+    tensor on any device (only the boxes' counts come back); boxes (N,4) xyxy px (rounded to pixel
+    edges, clipped to the mask) -> (N,) float64 in [0, 1]."""
     h, w = mask.shape[:2]
     out = np.zeros(len(boxes))
     for i, (x0, y0, x1, y1) in enumerate(np.rint(boxes).astype(np.int64)):
         x0, x1, y0, y1 = max(x0, 0), min(x1, w), max(y0, 0), min(y1, h)
         if x1 > x0 and y1 > y0:
-            out[i] = np.count_nonzero(mask[y0:y1, x0:x1]) / ((x1 - x0) * (y1 - y0))
+            out[i] = int((mask[y0:y1, x0:x1] != 0).sum()) / ((x1 - x0) * (y1 - y0))
     return out
 
 
