@@ -128,3 +128,21 @@ def test_approach_speed_on_the_ground(v, cam_h):
     assert out[INDEX["approach_speed"]] == pytest.approx(abs(v) / m, rel=0.03, abs=1e-6)
     assert np.sign(out[INDEX["depth_rate"]]) == np.sign(out[INDEX["foot_rate"]]) == np.sign(v)
     assert out[INDEX["approach_noise"]] < 0.03
+
+
+def test_motion_energy_hardly_depends_on_resolution():
+    """Crops are normalized to features.CROP, so the same scene at 6x the size (a 1080p camera
+    instead of 180p; big boxes are subsampled before the area resize) gives about the same energy."""
+    import cv2
+
+    rng = np.random.default_rng(2)
+    prev = cv2.GaussianBlur(rng.integers(0, 255, (100, 160, 3)).astype(np.uint8), (5, 5), 1.5)
+    cur = prev.copy()
+    cur[24:34, 40:62] = 255 - cur[24:34, 40:62]  # an arm moves in the first box's top
+    cur[70:95, 95:125] = np.roll(cur[70:95, 95:125], 3, axis=1)  # legs move in the second's bottom
+    boxes = np.array([[38, 20, 62, 96], [92, 20, 128, 96]], np.float32)
+    small = box_motion_energy(prev, cur, boxes)
+    big = [cv2.resize(im, None, fx=6, fy=6, interpolation=cv2.INTER_LINEAR) for im in (prev, cur)]
+    large = box_motion_energy(*big, boxes * 6)
+    assert small[0, 0] > 0.5 and small[1, 1] > 0.3 and small[:, 2].tolist() == [1, 1]
+    np.testing.assert_allclose(large, small, rtol=0.15, atol=0.05)
