@@ -6,9 +6,9 @@ uses ~1.3 of 2 cores however the work is split. A stage moved into a worker proc
 its own; its thread in the runner only ships frames (a pipe, pickle protocol 5) and waits with the
 GIL released.
 
-What crosses: the frame's picture through shared memory (two blocks per stage, see
-pipeline.shared_images), and through the pipe the fields the stage reads (declared `reads` and
-`optional_reads`) to the worker, and back the fields it writes (`writes`), `meta` and `timings`.
+What crosses: the fields the stage reads (declared `reads` and `optional_reads`) to the worker,
+and back the fields it writes (`writes`), `meta` and `timings`: the picture and other large arrays
+(mask, flow) through shared memory (pipeline.shared_arrays), the rest pickled through the pipe.
 Frames keep their order (one in flight per stage). The worker is started with the `spawn`
 method (no fork of a threaded process), builds the stage from its class and params, runs
 `setup()` there, and reports errors as one line with the original exception's type. It ignores
@@ -35,7 +35,7 @@ from typing import Any
 
 from .frame import Frame
 from .params import ConfigError
-from .shared_images import SharedImages, WorkerImages
+from .shared_arrays import SharedArrays, WorkerArrays, shareable
 from .stage import Stage, StageContext
 from .stats import peak_rss_mb
 
@@ -114,7 +114,7 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
         _quietly(conn.send, ("error", _describe(exc), process_time(), isinstance(exc, ConfigError)))
         return
     returned, image_back = attributes(stage.writes), "image" in stage.writes
-    shared = WorkerImages()
+    shared = WorkerArrays()
     if not _quietly(conn.send, ("ready", None, process_time(), False)):
         return
     while True:
@@ -122,7 +122,7 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
             message = conn.recv_bytes()
         except (EOFError, OSError):       # the parent is gone
             return
-        kind, data, ref = pickle.loads(message)
+        kind, data, refs, offers = pickle.loads(message)
         if kind == "close":
             summary, error = {}, None
             try:
@@ -134,12 +134,18 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
                                                    protocol=5))
             return
         try:
-            out = stage.process(unpack(data, shared.image_in(ref)))
+            arrays = {key: shared.receive(key, ref) for key, ref in refs.items()}
+            image = arrays.pop("image")
+            out = stage.process(unpack({**data, **arrays}, image))
             if out is None:
                 reply = pickle.dumps(("dropped", None, None, process_time()), protocol=5)
             else:
-                image = shared.image_out(ref, out.image) if image_back else None
-                reply = pickle.dumps(("frame", pack(out, returned), image, process_time()), protocol=5)
+                payload = pack(out, returned)
+                back = {key: shared.send(key, payload.pop(key), offers) for key in list(payload)
+                        if shareable(payload[key])}
+                if image_back:
+                    back["image"] = shared.send("image", out.image, offers)
+                reply = pickle.dumps(("frame", payload, back, process_time()), protocol=5)
         except BaseException as exc:  # noqa: BLE001 - also a result that cannot be pickled
             reply = pickle.dumps(("error", _describe(exc), None, process_time()), protocol=5)
         if not _quietly(conn.send_bytes, reply):
@@ -191,7 +197,7 @@ class ProcessStage(Stage):
         self.reads, self.optional_reads, self.writes = inner.reads, inner.optional_reads, inner.writes
         self._sent = attributes(self.reads | self.optional_reads)
         self._proc = self._conn = None
-        self._images = SharedImages(self.name)
+        self._arrays = SharedArrays(self.name)
         self._summary: dict = {}
         self._cpu = 0.0           # the worker's CPU seconds reported so far
         self._cpu_taken = 0.0     # ... of which external_cpu() has handed out
@@ -246,9 +252,11 @@ class ProcessStage(Stage):
         if self._inline:
             return self._inner.process(frame)
         data = pack(frame, self._sent)
+        arrays = {"image": frame.image, **{key: data.pop(key) for key in list(data) if shareable(data[key])}}
+        message = ("frame", data, self._arrays.send(arrays), self._arrays.offers())
         try:
-            self._conn.send_bytes(pickle.dumps(("frame", data, self._images.put(frame.image)), protocol=5))
-            kind, payload, image, cpu = pickle.loads(self._conn.recv_bytes())
+            self._conn.send_bytes(pickle.dumps(message, protocol=5))
+            kind, payload, back, cpu = pickle.loads(self._conn.recv_bytes())
         except (EOFError, OSError, BrokenPipeError):
             raise RuntimeError(f"worker process died (exit code {self._exit_code()})") from None
         self._cpu = cpu
@@ -257,9 +265,12 @@ class ProcessStage(Stage):
         if kind == "dropped":
             return None
         apply(frame, payload)
-        if image is not None:
-            how, value = image
-            frame.set_image(self._images.take(value) if how == "shared" else value)
+        for key, ref in back.items():
+            value = self._arrays.receive(key, ref)
+            if key == "image":
+                frame.set_image(value)
+            else:
+                setattr(frame, key, value)
         return frame
 
     def close(self) -> None:
@@ -270,7 +281,7 @@ class ProcessStage(Stage):
             return
         try:
             if self._proc.is_alive():
-                self._conn.send_bytes(pickle.dumps(("close", None, None), protocol=5))
+                self._conn.send_bytes(pickle.dumps(("close", None, None, None), protocol=5))
                 if self._conn.poll(CLOSE_TIMEOUT):
                     _, (summary, error), rss, cpu = pickle.loads(self._conn.recv_bytes())
                     self._summary, self._cpu, self.worker_peak_rss_mb = summary, cpu, rss
@@ -282,7 +293,7 @@ class ProcessStage(Stage):
             self._kill()
 
     def _kill(self) -> None:
-        self._images.close()
+        self._arrays.close()
         proc, self._proc = self._proc, None
         if proc is None:
             return

@@ -15,7 +15,7 @@ from pipeline import ConfigError, Pipeline, StageError
 from pipeline.config import from_dict
 from pipeline.isolation import ProcessStage
 from pipeline.stage import SourceInfo, StageContext
-from workerstages import BadSetupStage, MarkStage, WorkerParams
+from workerstages import BadSetupStage, MarkStage, MaskFlowReader, MaskFlowStage, WorkerParams
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,9 +26,11 @@ class KeepSink(FakeSink):
         self.frames = getattr(self, "frames", []) + [frame]
 
 
-def run(stage, count=12, **sink_kw):
+def run(stage, count=12, size=(32, 24), **sink_kw):
     sink = KeepSink(**sink_kw)
-    stats = Pipeline(FakeSource(count=count), [stage], [sink], device="cpu", print_stats=False).run()
+    stages = stage if isinstance(stage, list) else [stage]
+    source = FakeSource(count=count, width=size[0], height=size[1])
+    stats = Pipeline(source, stages, [sink], device="cpu", print_stats=False).run()
     return stats, sink
 
 
@@ -199,14 +201,40 @@ def test_default_chain_gives_the_same_outputs_with_and_without_workers(tmp_path)
 
 def test_short_dev_shm_sends_pictures_through_the_pipe(monkeypatch, caplog):
     """A container's small /dev/shm: no block is made (a full tmpfs would SIGBUS), frames still cross."""
-    import pipeline.shared_images as shared
+    import pipeline.shared_arrays as shared
 
     monkeypatch.setattr(shared, "shm_free_bytes", lambda: 1 << 20)
     stage = ProcessStage(MarkStage, WorkerParams(), name="mark")
     with caplog.at_level(logging.WARNING, logger="vidpipe"):
-        _, sink = run(stage)
-    _, ref = run(MarkStage(WorkerParams(), name="mark"))
+        _, sink = run(stage, size=(640, 480))
+    _, ref = run(MarkStage(WorkerParams(), name="mark"), size=(640, 480))
     for got, want in zip(sink.frames, ref.frames):
         np.testing.assert_array_equal(got.image, want.image)
-    assert sink.indices == list(range(12)) and stage._images.inline and not stage._images.blocks
+    assert sink.indices == list(range(12)) and stage._arrays.inline and not stage._arrays.blocks
+    assert not stage._arrays.shared
     assert sum("/dev/shm" in r.message for r in caplog.records) == 1
+
+
+def test_large_arrays_cross_in_shared_memory_both_ways():
+    """640x480: the picture, the mask and the flow (>= 64 KB each) go through shared-memory blocks,
+    to the worker and back, with the same results as in threads; small frames go inline."""
+    def chain(workers):
+        stages = [MaskFlowStage(WorkerParams(), name="maker"), MaskFlowReader(WorkerParams(), name="reader")]
+        return [ProcessStage(type(s), WorkerParams(), name=s.name) for s in stages] if workers else stages
+
+    stages = chain(True)
+    _, sink = run(stages, size=(640, 480))
+    _, ref = run(chain(False), size=(640, 480))
+    assert sink.indices == ref.indices == list(range(12))
+    for got, want in zip(sink.frames, ref.frames):
+        np.testing.assert_array_equal(got.image, want.image)
+        np.testing.assert_array_equal(got.mask, want.mask)
+        np.testing.assert_array_equal(got.flow, want.flow)
+        np.testing.assert_array_equal(got.detections.xyxy, want.detections.xyxy)
+    maker, reader = (s._arrays.shared for s in stages)
+    # each array goes inline the first time it comes back (its size is learnt), then in a block
+    assert maker == {("in", "image"): 12, ("out", "mask"): 11, ("out", "flow"): 11}
+    assert reader == {("in", "image"): 12, ("in", "mask"): 12, ("in", "flow"): 12, ("out", "image"): 11}
+    small = ProcessStage(MarkStage, WorkerParams(), name="mark")
+    run(small)
+    assert not small._arrays.shared                                      # 32x24: pickled, no blocks

@@ -82,3 +82,36 @@ class UnpicklableStage(MarkStage):
         frame = super().process(frame)
         frame.meta["lock"] = __import__("threading").Lock()
         return frame
+
+
+class MaskFlowStage(Stage):
+    """Writes a mask and a flow field made from the picture (large arrays that cross in shared memory)."""
+
+    type_name = "maskflow"
+    Params = WorkerParams
+    writes = frozenset({"mask", "flow"})
+
+    def process(self, frame):
+        image = frame.image
+        frame.mask = (image[..., 0] > (frame.index * 17) % 256).astype(np.uint8) * 255
+        frame.flow = np.stack([image[::4, ::4, 1], image[::4, ::4, 2]]).astype(np.float32) / (1 + frame.index)
+        return frame
+
+
+class MaskFlowReader(Stage):
+    """Reads the mask and the flow; writes a box summing them and the picture with the mask drawn in."""
+
+    type_name = "maskflow_reader"
+    Params = WorkerParams
+    reads = frozenset({"mask", "flow"})
+    writes = frozenset({"detections", "image"})
+
+    def process(self, frame):
+        s = float(frame.mask.sum(dtype=np.int64)) / 255
+        f = float(frame.flow.sum(dtype=np.float64))
+        frame.detections = Detections(np.array([[0, 0, s, f]], np.float32), np.ones(1, np.float32),
+                                      np.zeros(1, np.int32))
+        image = frame.image.copy()
+        image[..., 2] = frame.mask
+        frame.set_image(image)
+        return frame
