@@ -230,7 +230,10 @@ def stage_rows(dev, repeat, h, w):
         g = textured(h, w, (1.5 * t, -0.5 * t), device=dev)[0].clamp(0, 255).to(torch.uint8)
         frames.append(g.expand(3, -1, -1).contiguous())
     for raw, label in (({}, "scale 0.25, defaults"), ({"scale": 0.5}, "scale 0.5"),
-                       ({"scale": 1.0, "horn_schunck": {"levels": 3}}, "scale 1.0, 3 levels")):
+                       ({"scale": 1.0, "horn_schunck": {"levels": 3}}, "scale 1.0, 3 levels"),
+                       ({"scale": 1.0, "horn_schunck": {"levels": 3, "solver": "lean"}}, "scale 1.0, 3 levels, lean"),
+                       ({"scale": 1.0, "horn_schunck": {"levels": 3, "solver": "lean_fp16"}},
+                        "scale 1.0, 3 levels, lean_fp16")):
         stage = FlowStage(build_or_raise(FlowParams, {"device": str(dev), **raw}))
         stage.setup(StageContext(str(dev), SourceInfo("synthetic", w, h, 30, False), threading.Event(),
                                  logging.getLogger("gpu_flow")))

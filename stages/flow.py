@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.frame import Frame
 from pipeline.params import param
 from pipeline.stage import Stage, StageContext
-from stages.opticalflow.methods import METHODS, OPENCV_METHODS
+from stages.opticalflow.methods import METHODS, OPENCV_METHODS, SOLVERS
 
 
 @dataclass
@@ -39,6 +39,9 @@ class HornSchunckParams:
     interpolation: str = param("bilinear", choices=("bilinear", "bicubic"), doc="warping interpolation")
     cuda_graph: bool = param(False, doc="on CUDA, replay the Jacobi steps as one CUDA graph per level "
                              "(~7 % faster at 1080p; off by default: a capture failed under 8 processes on one GPU with MPS)")
+    solver: str = param("standard", choices=SOLVERS, doc="Jacobi solver: standard, or lean / lean_fp16 (three "
+                        "scaled coefficient maps in float32 / float16, clamped borders: less memory traffic per "
+                        "step, for large working sizes on a GPU; same flow, to 1e-3 px with float16)")
 
     def validate(self) -> list[str]:
         return [] if self.median % 2 else [f"median: expected an odd window, got {self.median}"]
@@ -49,6 +52,7 @@ class HornSchunckClassicParams:
     alpha: float = param(15.0, gt=0, doc="smoothness weight, grey levels (0..255 images)")
     iterations: int = param(30, ge=1, le=10000, doc="Jacobi iterations per frame")
     cuda_graph: bool = param(False, doc="on CUDA, replay the Jacobi steps as one CUDA graph (see horn_schunck.cuda_graph)")
+    solver: str = param("standard", choices=SOLVERS, doc="Jacobi solver (see horn_schunck.solver)")
 
 
 @dataclass
@@ -97,9 +101,9 @@ class FlowParams:
                         "so the stage keeps its speed next to other busy threads")
     horn_schunck: HornSchunckParams = param(default_factory=HornSchunckParams, doc="coarse-to-fine HS: alpha, "
                                             "iterations, warps, levels, factor, presmooth, median, derivatives, "
-                                            "interpolation, cuda_graph")
+                                            "interpolation, cuda_graph, solver")
     horn_schunck_classic: HornSchunckClassicParams = param(default_factory=HornSchunckClassicParams,
-                                                           doc="the 1981 method: alpha, iterations, cuda_graph")
+                                                           doc="the 1981 method: alpha, iterations, cuda_graph, solver")
     lucas_kanade: LucasKanadeParams = param(default_factory=LucasKanadeParams, doc="dense LK: sigma, levels, "
                                             "factor, warps, reg, presmooth, median, interpolation")
     farneback: FarnebackParams = param(default_factory=FarnebackParams, doc="OpenCV Farneback: pyr_scale, levels, "

@@ -172,3 +172,15 @@ def test_traced_flow_equals_eager(device, method):
             np.testing.assert_allclose(host(a.flow), host(b.flow), rtol=0, atol=1e-4)
     warm = method != "lucas_kanade"                  # the first pair (no warm start) has its own trace
     assert traced.summary()["trace"] == f"{1 + warm} traced" and "trace" not in eager.summary()
+
+
+@pytest.mark.parametrize("solver", ["lean", "lean_fp16"])
+def test_lean_solver_in_the_stage(device, solver):
+    """horn_schunck.solver: lean reaches the stage (traced) and gives the standard solver's flow."""
+    lean = make({"scale": 0.5, "horn_schunck": {"solver": solver}}, device)
+    standard = make({"scale": 0.5}, device)
+    for i, im in enumerate(clip(4, d=(1.0, 0.5))):
+        a, b = lean.process(Frame(i, i / 30, im)), standard.process(Frame(i, i / 30, im.copy()))
+        if i:
+            np.testing.assert_allclose(host(a.flow), host(b.flow), rtol=0, atol=1e-4 if solver == "lean" else 5e-3)
+    assert lean.summary()["trace"] == "2 traced"

@@ -202,3 +202,19 @@ def test_jacobi_rejects_bad_arguments(kwargs, match):
 def test_horn_schunck_rejects_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call(torch.zeros(1, 1, 16, 16))
+
+
+@pytest.mark.parametrize("solver, tol", [("lean", 1e-4), ("lean_fp16", 5e-3)])
+def test_lean_solvers_give_the_standard_flow(device, solver, tol):
+    """solver='lean' / 'lean_fp16' (jacobi_lean: three scaled maps) solve the same equations:
+    the coarse-to-fine and the classic flow match the standard solver's."""
+    a, b, _ = rotated_pair(64, 80, 2.0)
+    im1, im2 = as_tensor(a, device), as_tensor(b, device)
+    for fn, kw in ((hs.horn_schunck, dict(iterations=40, warps=2, levels=3)),
+                   (hs.horn_schunck_classic, dict(iterations=60))):
+        want = _np(fn(im1, im2, **kw))
+        got = _np(fn(im1, im2, solver=solver, **kw))
+        assert np.abs(want).max() > 0.3
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        hs.horn_schunck_classic(im1, im2, solver="fast")

@@ -22,6 +22,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
+from .methods import SOLVERS
 from .pyramid import check_images, coarse_to_fine, dims, filter_separable, warp
 
 # The weighted-average kernel of section 8; u_bar = conv(u, HS_AVERAGE_KERNEL).
@@ -245,12 +246,15 @@ def _compiled_step():
 
 def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float, iterations: int,
               flow0: torch.Tensor | None = None, compile: bool = False,
-              cuda_graph: bool = False) -> torch.Tensor:
+              cuda_graph: bool = False, solver: str = "standard") -> torch.Tensor:
     """Run `iterations` Jacobi steps of the Horn-Schunck equations from flow0 (zero if None).
     cuda_graph=True (CUDA tensors only; ignored elsewhere) captures the steps once per shape and
     iteration count and replays them (per thread). compile=True fuses each step into one kernel
     with torch.compile (needs a C++ compiler on the CPU, Triton on CUDA; the first call per shape
     compiles, and past torch._dynamo's cache_size_limit of shapes it runs uncompiled).
+    solver: 'standard' (six coefficient maps in padded buffers), or 'lean' / 'lean_fp16'
+    (jacobi_lean.hs_jacobi_lean: three scaled maps in float32 / float16, clamped borders, one
+    kernel per compiled step: less memory traffic for a GPU; the same flow, to 1e-3 px in float16).
     Convention: ex, ey, et (B,1,H,W) float; alpha > 0 in grey levels; flow0 (B,2,H,W) pixels ->
     flow (B,2,H,W) pixels."""
     if alpha <= 0:
@@ -262,8 +266,15 @@ def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float
         flow0 = torch.zeros(n_b, 2, h, w, dtype=ex.dtype, device=ex.device)
     elif flow0.shape != (n_b, 2, h, w):
         raise ValueError(f"hs_jacobi: flow0 must be {(n_b, 2, h, w)}, got {tuple(flow0.shape)}")
+    if solver not in SOLVERS:
+        raise ValueError(f"hs_jacobi: solver must be one of {SOLVERS}, got {solver!r}")
     if iterations == 0:
         return flow0.clone()
+    if solver != "standard":
+        from .jacobi_lean import hs_jacobi_lean
+
+        return hs_jacobi_lean(ex, ey, et, alpha, iterations, flow0, compile=compile, cuda_graph=cuda_graph,
+                              coeff_dtype=torch.float16 if solver == "lean_fp16" else torch.float32).to(ex.dtype)
     a0, a1, cf = _coefficients(ex, ey, et, float(alpha))
     flow0 = flow0.to(ex.dtype)
     if compile:
@@ -285,21 +296,22 @@ def hs_jacobi(ex: torch.Tensor, ey: torch.Tensor, et: torch.Tensor, alpha: float
 
 def horn_schunck_classic(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 15.0,
                          iterations: int = 200, flow0: torch.Tensor | None = None,
-                         compile: bool = False, cuda_graph: bool = False) -> torch.Tensor:
+                         compile: bool = False, cuda_graph: bool = False, solver: str = "standard") -> torch.Tensor:
     """The 1981 method as published: cube-average derivatives, weighted-average Laplacian, Jacobi
     iterations from flow0 (zero, or the previous frame's flow). Single scale: reliable for motions
     below about a pixel. Convention: (B,1,H,W) float grey levels (alpha in the same units) ->
-    (B,2,H,W) float32 pixels, channel 0 = dx; compile, cuda_graph: see hs_jacobi."""
+    (B,2,H,W) float32 pixels, channel 0 = dx; compile, cuda_graph, solver: see hs_jacobi."""
     check_images("horn_schunck_classic", image1, image2)
     ex, ey, et = hs_derivatives(image1, image2)
-    return hs_jacobi(ex, ey, et, alpha, iterations, flow0, compile=compile, cuda_graph=cuda_graph)
+    return hs_jacobi(ex, ey, et, alpha, iterations, flow0, compile=compile, cuda_graph=cuda_graph, solver=solver)
 
 
 def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8.0,
                  iterations: int = 100, warps: int = 3, levels: int = 6, factor: float = 0.5,
                  presmooth: float = 0.5, median: int = 5, derivatives: str = "central",
                  interpolation: str = "bicubic", flow0: torch.Tensor | None = None,
-                 min_size: int = 16, compile: bool = False, cuda_graph: bool = False) -> torch.Tensor:
+                 min_size: int = 16, compile: bool = False, cuda_graph: bool = False,
+                 solver: str = "standard") -> torch.Tensor:
     """Coarse-to-fine Horn-Schunck with warping: the quadratic HS energy linearised around the
     current flow, solved by the same Jacobi iterations at each level of a Gaussian pyramid, with
     `warps` re-linearisations per level (image2 warped towards image1) and an optional median
@@ -308,7 +320,7 @@ def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8
     Convention: (B,1,H,W) float grey levels (alpha in the same units) -> (B,2,H,W) float32 pixels,
     channel 0 = dx. presmooth: Gaussian sigma in pixels applied to both images (0 = none);
     median: odd window (1 = off); derivatives: 'central' or 'hs1981'; interpolation: 'bilinear'
-    or 'bicubic'; compile, cuda_graph: see hs_jacobi."""
+    or 'bicubic'; compile, cuda_graph, solver: see hs_jacobi."""
     check_images("horn_schunck", image1, image2)
     if derivatives not in DERIVATIVES:
         raise ValueError(f"horn_schunck: derivatives must be one of {DERIVATIVES}, got {derivatives!r}")
@@ -317,7 +329,7 @@ def horn_schunck(image1: torch.Tensor, image2: torch.Tensor, *, alpha: float = 8
     n_b, _, h, w = dims(image1)
     if flow0 is not None and flow0.shape != (n_b, 2, h, w):
         raise ValueError(f"horn_schunck: flow0 must be {(n_b, 2, h, w)}, got {tuple(flow0.shape)}")
-    solver = dict(compile=compile, cuda_graph=cuda_graph)
+    solver = dict(compile=compile, cuda_graph=cuda_graph, solver=solver)
     return coarse_to_fine(
         image1, image2, lambda im1, im2, flow: _warp_step(im1, im2, flow, alpha, iterations, derivatives,
                                                           interpolation, solver),

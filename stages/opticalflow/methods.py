@@ -15,6 +15,7 @@ METHODS = TORCH_METHODS + OPENCV_METHODS
 # OpenCV Farneback with the parameters of OpenCV's own samples (python/opt_flow.py, dense flow tutorial).
 FARNEBACK_DEFAULTS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2)
 DIS_PRESETS = ("ultrafast", "fast", "medium")
+SOLVERS = ("standard", "lean", "lean_fp16")   # horn_schunck's Jacobi solvers (see hs_jacobi)
 
 
 def torch_flow(method: str, image1, image2, flow0=None, **params):
