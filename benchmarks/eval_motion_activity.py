@@ -4,6 +4,9 @@
 
     python benchmarks/eval_motion_activity.py --seeds 1000-1004 [--classifier temporal --weights W]
         [--track KEY=VALUE ...] [--motion KEY=VALUE ...] [--iou 0.4]
+    python benchmarks/eval_motion_activity.py --train OUT.pt --seeds 0-35 [--track ...] [--motion ...]
+
+--train: `vidpipe train activity --detector motion --seeds ... --out OUT.pt` with those stage params.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weights")
     ap.add_argument("--track", action="append", default=[], metavar="KEY=VALUE", help="a track stage param")
     ap.add_argument("--motion", action="append", default=[], metavar="KEY=VALUE", help="a motion stage param")
+    ap.add_argument("--train", metavar="OUT", help="train the temporal model on --seeds instead (< 1000)")
     ap.add_argument("--iou", type=float, default=0.4)
     args = ap.parse_args(argv)
     track = {k: yaml.safe_load(v) for k, _, v in (t.partition("=") for t in args.track)}
@@ -40,6 +44,12 @@ def main(argv=None) -> int:
                 for st in stages]
 
     ev.build_stages = chain
+    if args.train:
+        import stages.activities.train as tr
+
+        tr.build_stages = chain
+        return tr.run(argparse.Namespace(out=args.train, seeds=args.seeds, val_seeds="", frames=300, detector="motion",
+                                         epochs=40, hidden=32, cache=None, device="cpu"))
     params = ev.activity_params(args.classifier, args.weights, [])
     specs = [SceneSpec(s) for s in ev.parse_seeds(args.seeds)]
     r = ev.evaluate(specs, params, "motion", iou=args.iou,
