@@ -2,7 +2,8 @@
 for the convention: (H,W) uint8 0/255, numpy on the CPU, a tensor on a GPU device).
 
 Backends: `torch` (default; stages.segmentation.gaussian, runs on the pipeline's device), `mog2`
-and `knn` (OpenCV, CPU). The model works at `scale` of the frame and the mask is upsampled.
+and `knn` (OpenCV, CPU). The model works at `scale` of the frame (at most `max_width` pixels wide)
+and the mask is upsampled.
 
 Which works where:
 - static camera: any backend, `compensate: none`;
@@ -31,6 +32,9 @@ class BackgroundParams:
     source: str = param("model", choices=("model", "detections"),
                         doc="model: a background model; detections: the union of Frame.detections boxes")
     scale: float = param(0.5, gt=0, le=1, doc="processing resolution as a fraction of the frame (mask is upsampled)")
+    max_width: int | None = param(None, ge=8, doc="cap on the processing width in pixels: a wider frame is processed "
+                                  "at max_width / width instead of scale (a 1080p camera costs what a smaller one "
+                                  "does); null: no cap")
     rate: float = param(0.01, gt=0, le=1, doc="learning rate per frame once settled (memory ~ 1/rate frames)")
     threshold: float = param(16.0, gt=0, doc="foreground when squared colour distance > threshold * variance "
                              "(MOG2 varThreshold; knn uses dist2Threshold = 25 * threshold)")
@@ -142,14 +146,20 @@ class BackgroundStage(Stage):
         self._frames += 1
         return frame
 
+    def _scale(self, width: int) -> float:
+        """The processing scale for frames `width` pixels wide: scale, or less under max_width."""
+        p = self.params
+        return p.scale if p.max_width is None else min(p.scale, p.max_width / width)
+
     def _small_host(self, frame: Frame) -> np.ndarray:
         import cv2
 
         image = frame.image
-        if self.params.scale == 1:
-            return image
         h, w = image.shape[:2]
-        size = (max(1, round(w * self.params.scale)), max(1, round(h * self.params.scale)))
+        scale = self._scale(w)
+        if scale == 1:
+            return image
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
     def _torch_mask(self, frame: Frame, height: int, width: int):
@@ -165,7 +175,7 @@ class BackgroundStage(Stage):
         if self.device == "cpu":
             x = torch.from_numpy(small).permute(2, 0, 1)
         else:
-            x = downscale(to_batch(frame.image_tensor(self.device)), p.scale)
+            x = downscale(to_batch(frame.image_tensor(self.device)), self._scale(width))
         if self.canvas is not None:
             cur_from_prev = self._motion_step(frame, small)
             fg = clean(self.canvas.apply(small if self.device == "cpu" else to_batch(x), cur_from_prev),
@@ -220,7 +230,7 @@ class BackgroundStage(Stage):
             if self._frames > 0:
                 self._motion_lost += 1
             return None
-        return rescale_homography(plane.frame_from_ref @ np.linalg.inv(prev), p.scale)
+        return rescale_homography(plane.frame_from_ref @ np.linalg.inv(prev), self._scale(frame.shape[1]))
 
     def _upsample(self, fg, height: int, width: int):
         import torch

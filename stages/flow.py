@@ -1,6 +1,7 @@
 """The `flow` stage: dense optical flow between consecutive frames, and per-track flow statistics.
 
-Each frame's picture is turned grey and shrunk to the working `scale` (0.25: 640x360 -> 160x90),
+Each frame's picture is turned grey and shrunk to the working `scale` (0.25: 640x360 -> 160x90;
+`max_width` caps the working width for large frames),
 the flow from the previous frame to this one is computed there (warm-started from the previous
 flow), and written to Frame.flow as (2,h,w) float32 in FULL-RESOLUTION pixels per frame, channel
 0 = dx, at the working size (cheap; Frame.meta['flow_scale'] = scale; `output: full` upsamples to
@@ -90,6 +91,9 @@ class FlowParams:
     method: str = param("horn_schunck", choices=METHODS, doc="horn_schunck (coarse-to-fine), "
                         "horn_schunck_classic (1981, single scale), lucas_kanade (dense), farneback, dis (OpenCV, host)")
     scale: float = param(0.25, gt=0, le=1, doc="working scale of the flow (1 = full resolution)")
+    max_width: int | None = param(None, ge=8, doc="cap on the working width in pixels: a wider frame works at "
+                                  "max_width / width instead of scale, so a 1080p camera costs what a smaller one "
+                                  "does (Frame.meta flow_scale says the scale used); null: no cap")
     warm_start: bool | None = param(None, doc="start from the previous frame's flow; null: yes, except for "
                                     "lucas_kanade (a local method: a stale flow would persist in flat windows)")
     output: str = param("working", choices=("working", "full"), doc="Frame.flow at the working size "
@@ -201,11 +205,17 @@ class FlowStage(Stage):
         self._reset()
 
     # ---- per frame
+    def _scale(self, width: int) -> float:
+        """The working scale for frames `width` pixels wide: scale, or less under max_width."""
+        p = self.params
+        return p.scale if p.max_width is None else min(p.scale, p.max_width / width)
+
     def _working_size(self, height: int, width: int) -> tuple[int, int]:
-        h, w = max(1, int(round(height * self.params.scale))), max(1, int(round(width * self.params.scale)))
+        scale = self._scale(width)
+        h, w = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
         if min(h, w) < 8:
-            raise ValueError(f"flow: scale {self.params.scale} leaves {w}x{h} pixels of a {width}x{height} "
-                             f"frame; expected at least 8x8 (raise scale)")
+            raise ValueError(f"flow: scale {scale:g} leaves {w}x{h} pixels of a {width}x{height} "
+                             f"frame; expected at least 8x8 (raise scale or max_width)")
         return h, w
 
     def _grey(self, frame: Frame, size: tuple[int, int]):
@@ -261,7 +271,7 @@ class FlowStage(Stage):
                 flow = flow[0]
             units = torch.tensor([width / size[1], height / size[0]], dtype=flow.dtype, device=flow.device)
             flow = flow * units.view(2, 1, 1)                                  # full-resolution pixels
-            frame.meta["flow_scale"] = self.params.scale
+            frame.meta["flow_scale"] = self._scale(width)
             frame.meta["flow_method"] = self.params.method
             if self.params.track_stats and frame.detections is not None:
                 mean, std, mag = box_flow_stats(flow, frame.detections.xyxy, (height, width))

@@ -190,3 +190,21 @@ def test_traced_step_equals_eager(device):
         np.testing.assert_array_equal(host(a), host(b))
     np.testing.assert_allclose(host(traced.model.state), host(eager.model.state), rtol=0, atol=1e-3)
     assert traced.summary()["trace"] == "1 traced" and "trace" not in eager.summary()
+
+
+def test_max_width_caps_the_processing_scale(device):
+    """max_width: a frame wider than max_width / scale is processed at max_width / width (the same
+    masks as that scale given directly); narrower frames keep `scale`."""
+    capped, direct = make_stage(device, max_width=40), make_stage(device, scale=0.25)
+    loose, plain = make_stage(device, max_width=80), make_stage(device)
+    scores = []
+    for t, (img, gt) in enumerate(blob_scene(40, start=25)):
+        a, b = (host(s.process(Frame(t, t / 30, img.copy())).mask) for s in (capped, direct))
+        c, d = (host(s.process(Frame(t, t / 30, img.copy())).mask) for s in (loose, plain))
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(c, d)
+        assert a.shape == (120, 160)
+        if t >= 30:
+            scores.append(iou(a > 0, gt))
+    assert capped.model.state.shape[-1] == 40 and loose.model.state.shape[-1] == 80
+    assert np.mean(scores) > 0.6, np.mean(scores)

@@ -184,3 +184,20 @@ def test_lean_solver_in_the_stage(device, solver):
         if i:
             np.testing.assert_allclose(host(a.flow), host(b.flow), rtol=0, atol=1e-4 if solver == "lean" else 5e-3)
     assert lean.summary()["trace"] == "2 traced"
+
+
+def test_max_width_caps_the_working_size(device):
+    """max_width 32 on 128-wide frames: works at 32x24 (flow_scale 0.25 instead of 0.5), flow still
+    in full-resolution pixels; frames narrower than max_width / scale keep `scale`."""
+    capped, loose = make({"scale": 0.5, "max_width": 32}, device), make({"scale": 0.5, "max_width": 64}, device)
+    frames = [(Frame(i, i / 30, im), Frame(i, i / 30, im.copy())) for i, im in enumerate(clip(6))]
+    for a, b in frames:
+        capped.process(a)
+        loose.process(b)
+    a, b = frames[-1]
+    assert host(a.flow).shape == (2, H // 4, W // 4) and a.meta["flow_scale"] == 0.25
+    assert host(b.flow).shape == (2, H // 2, W // 2) and b.meta["flow_scale"] == 0.5
+    inner = host(a.flow)[:, 4:-4, 4:-4]
+    assert np.abs(inner.mean((1, 2)) - D).max() < 0.1
+    with pytest.raises(ValueError, match="raise scale or max_width"):
+        make({"max_width": 8}).process(Frame(0, 0.0, clip(1)[0]))
