@@ -75,6 +75,9 @@ def variant_doc(doc: dict, variant: str, out_dir: str, model: str, input_size, b
         kinds = [s if isinstance(s, str) else s.get("type") for s in stages]
         if "motion" in kinds:
             stages[kinds.index("motion")] = detect_spec(model, input_size, backend)
+            for stage in stages:   # the track split divides motion blobs; detector boxes are per person
+                if isinstance(stage, dict) and stage.get("type") == "track":
+                    stage.pop("split", None)
         elif "detect" not in kinds:
             at = kinds.index("background") + 1 if "background" in kinds else 0
             stages.insert(at, detect_spec(model, input_size, backend))

@@ -82,6 +82,8 @@ def gpu_doc(base: dict, mode: str, video: str, model: str, out_dir: str, batch: 
             spec = det
         elif kind == "detect":
             spec = {**spec, **{k: v for k, v in det.items() if k != "type"}}
+        elif kind == "track" and "motion" in kinds:
+            spec.pop("split", None)  # the split divides motion blobs; detector boxes are per person
         elif kind == "planar_track":
             spec.pop("reference_image", None)
             spec["corners"] = CORNERS
