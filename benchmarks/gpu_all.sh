@@ -75,6 +75,13 @@ for f in $OTHERS; do
     echo "exit: ${PIPESTATUS[0]}"
 done
 
+if [ $(( $(left) - PIPELINE_MIN )) -gt 40 ]; then
+    step "benchmarks/bench_stage_costs.py --device cuda --gpu-chain (each stage alone, synchronised)"
+    timeout 90 $PY -u benchmarks/bench_stage_costs.py --device cuda --gpu-chain --frames 150 2>&1 \
+        | grep -v "^vidpipe: INFO" | grep -v "Warning" | tail -20
+    echo "exit: ${PIPESTATUS[0]}"
+fi
+
 budget=$(( $(left) - 15 ))
 step "benchmarks/gpu_pipeline.py (budget ${budget} s)"
 if [ "$budget" -gt 60 ]; then
