@@ -161,10 +161,95 @@ def _context(size, fps, device: str = "cpu"):
     return StageContext(device, info, threading.Event(), logging.getLogger("vidpipe.activity"))
 
 
+# The stages of a pipeline config that make and follow the boxes the activity stage sees.
+BOX_SOURCES = ("background", "motion", "detect")
+CHAIN_TYPES = BOX_SOURCES + ("track", "flow", "activity")
+
+
+@dataclass
+class ChainConfig:
+    """The stages of a pipeline config (pipeline.config specs) that `--config` runs: background,
+    motion, detect, track, flow and activity, in the config's order, with its params (`process:`
+    is ignored: everything runs in-thread). `activity` is the config's first activity stage's
+    params (None when it has none); `boxes` names the box stages ("motion", "detect")."""
+
+    specs: list
+    origin: str
+    activity: object = None
+
+    @property
+    def boxes(self) -> str:
+        return "+".join(s.type for s in self.specs if s.type in BOX_SOURCES) or "none"
+
+    def digest(self) -> str:
+        """A short hash of the chain's types and params (keys a feature cache)."""
+        import hashlib
+
+        text = repr([(s.type, s.params) for s in self.specs if s.type != "activity"]) + repr(self.activity)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    def describe(self, detector: str = "config") -> str:
+        kept = [s for s in self.specs if not (detector == "gt" and s.type in BOX_SOURCES)]
+        return " -> ".join((["gt_boxes"] if detector == "gt" else []) + [s.name for s in kept])
+
+
+def load_chain(path, overrides=()) -> ChainConfig:
+    """Read and validate a pipeline config (pipeline.config.load: every error names its key, a
+    ConfigError) and keep the stages the activity scoring runs. `overrides`: `--set` lines in the
+    config's own syntax (e.g. ``stages[4].hysteresis_k=4``), applied before validation. The files
+    those stages name (model weights) must exist."""
+    from pipeline import config
+    from pipeline.errors import ConfigError
+    from pipeline.params import Note, file_errors
+
+    cfg = config.load(path, overrides)
+    specs = [s for s in cfg.stages if s.type in CHAIN_TYPES]
+    missing = [line for s in specs for line in file_errors(s.params, s.path) if not isinstance(line, Note)]
+    if missing:
+        raise ConfigError([f"{path}: {line}" for line in missing])
+    activity = next((s.params for s in specs if s.type == "activity"), None)
+    return ChainConfig(specs, str(path), activity)
+
+
+def activity_index(path) -> int | None:
+    """Index in `stages:` of a config file's first activity stage (None: it has none)."""
+    from pipeline import config
+
+    items = config.load_yaml(path).get("stages")
+    for i, item in enumerate(items if isinstance(items, list) else ()):
+        kind = item.get("type") if isinstance(item, dict) else item
+        if kind == "activity":
+            return i
+    return None
+
+
+def _config_stages(chain: ChainConfig, detector: str, activity_params, seed: int, jitter: float) -> list:
+    out = [GroundTruthBoxes(seed, jitter=jitter)] if detector == "gt" else []
+    placed = False
+    for spec in chain.specs:
+        if spec.type == "activity":
+            if activity_params is not None and not placed:
+                out.append(spec.cls(activity_params, name=spec.name))
+                placed = True
+        elif not (detector == "gt" and spec.type in BOX_SOURCES):
+            out.append(spec.cls(spec.params, name=spec.name))
+    if activity_params is not None and not placed:
+        from stages.activity import ActivityStage
+
+        out.append(ActivityStage(activity_params))
+    return out
+
+
 def build_stages(detector: str, activity_params=None, *, seed: int = 0, flow: bool = True,
                  track_params: dict | None = None, detect_params: dict | None = None,
-                 jitter: float = 0.02):
-    """The chain: boxes -> track -> flow -> activity (None: no activity stage)."""
+                 jitter: float = 0.02, chain: ChainConfig | None = None):
+    """The chain: boxes -> track -> flow -> activity (None: no activity stage). With `chain` (a
+    pipeline config's stages, `load_chain`): those stages in the config's order with its params,
+    the activity stage given `activity_params` in its place (appended when the config has none);
+    `detector="gt"` puts the jittered truth boxes in place of the config's box stages (background,
+    motion, detect); any other value keeps them; `flow`, `track_params`, `detect_params` are unused."""
+    if chain is not None:
+        return _config_stages(chain, detector, activity_params, seed, jitter)
     from pipeline.params import build_or_raise
     from pipeline.registry import stage_registry
     reg = stage_registry()

@@ -2,11 +2,15 @@
 
     vidpipe eval activity [--seeds 1000-1009] [--scene DIR/street.mp4 ...] [--detector gt|motion|yolox]
                           [--classifier rules|temporal --weights W] [--set key=value ...] [--json FILE]
+                          [--config configs/default.yaml]
     python -m stages.activities.evaluate ...
 
 Each scene (rendered in memory from --seeds, or a generated scene on disk in the street format:
 .mp4, .gt.txt, .activity.csv, .json) runs through boxes -> track -> flow -> activity (see
-stages.activities.dataset); every frame's tracks are matched one-to-one to the truth's boxes by IoU
+stages.activities.dataset), or with --config FILE through that pipeline config's own stages
+(background, motion, detect, track, flow, activity: the ones it has, in its order, with its params;
+`process:` ignored; --detector gt keeps the truth boxes in place of its box stages; --classifier,
+--weights and --set refine its activity stage); every frame's tracks are matched one-to-one to the truth's boxes by IoU
 (Hungarian, IoU >= --iou).
 
 What "per-frame accuracy" counts: one sample per (frame, ground-truth figure) with visibility >=
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import LABELS
-from .dataset import EVAL_SEED_MIN, SceneSpec, build_stages, run_scene
+from .dataset import EVAL_SEED_MIN, ChainConfig, SceneSpec, activity_index, build_stages, load_chain, run_scene
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -124,11 +128,13 @@ def activity_params(classifier: str, weights: str | None, settings) -> object:
 
 
 def evaluate(specs, params, detector: str = "gt", *, iou: float = 0.5, min_visibility: float = 0.5,
-             min_age: float = 1.0, settle: float = 0.5, progress=None) -> dict:
-    """Run and score every scene; returns the summary (overall and per scene)."""
+             min_age: float = 1.0, settle: float = 0.5, progress=None, chain: ChainConfig | None = None) -> dict:
+    """Run and score every scene; returns the summary (overall and per scene). `chain`: a pipeline
+    config's stages (dataset.load_chain) instead of the built-in chain for `detector`."""
     total, per_scene = None, {}
+    config = chain
     for spec in specs:
-        chain = build_stages(detector, params, seed=spec.seed if isinstance(spec, SceneSpec) else 0)
+        chain = build_stages(detector, params, seed=spec.seed if isinstance(spec, SceneSpec) else 0, chain=config)
         fps = spec.fps if isinstance(spec, SceneSpec) else None
         scorer = None
         for result in run_scene(spec, chain, iou_min=iou):
@@ -154,12 +160,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a generated street scene on disk (its .mp4 or .json; repeatable)")
     parser.add_argument("--frames", type=int, default=300, help="frames per generated scene")
     parser.add_argument("--size", default="640x360", help="generated scene size WxH")
-    parser.add_argument("--detector", default="gt", choices=("gt", "motion", "yolox"),
-                        help="boxes: jittered ground truth, background+motion stages, or the detect stage")
-    parser.add_argument("--classifier", default="rules", choices=("rules", "temporal"))
+    parser.add_argument("--config", metavar="FILE", help="run the stages of this pipeline config (background, "
+                        "motion, detect, track, flow, activity: those it has, its order and params; process: "
+                        "ignored) instead of the built-in chain; its activity stage's params are the ones scored")
+    parser.add_argument("--detector", default=None, choices=("gt", "motion", "yolox"),
+                        help="boxes: jittered ground truth, background+motion stages, or the detect stage "
+                        "(default gt; with --config: the config's box stages, or gt for truth boxes into "
+                        "the config's track/flow/activity)")
+    parser.add_argument("--classifier", default=None, choices=("rules", "temporal"),
+                        help="default rules, or the --config's activity stage's")
     parser.add_argument("--weights", help="temporal model weights (vidpipe train activity)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="an activity stage param, e.g. hysteresis_k=4 or rules.walk_speed=0.4")
+                        help="an activity stage param, e.g. hysteresis_k=4 or rules.walk_speed=0.4 (with --config: "
+                        "on top of the config's activity stage)")
     parser.add_argument("--iou", type=float, default=0.5, help="least IoU to match a track to a figure")
     parser.add_argument("--min-visibility", type=float, default=0.5)
     parser.add_argument("--min-age", type=float, default=1.0, help="seconds a track must have been seen")
@@ -187,17 +200,61 @@ def scene_specs(args) -> list:
     return specs
 
 
+def check_detector(detector: str | None, chain: ChainConfig | None) -> str:
+    """The --detector to use: given, or gt without --config; with --config, None means the config's
+    own box stages and motion/yolox must be what the config has."""
+    from pipeline.errors import ConfigError
+
+    if chain is None:
+        return detector or "gt"
+    has = {s.type for s in chain.specs}
+    if detector == "motion" and "motion" not in has or detector == "yolox" and "detect" not in has:
+        raise ConfigError(f"--detector {detector}: {chain.origin} has no "
+                          f"{'motion' if detector == 'motion' else 'detect'} stage (its boxes: {chain.boxes}); "
+                          f"leave --detector out to use the config's boxes, or give gt")
+    return "gt" if detector == "gt" else "config"
+
+
+def config_chain(path, classifier: str | None, weights: str | None, settings) -> tuple[ChainConfig, object]:
+    """(the config's chain, the activity params to score): its activity stage's params with
+    --classifier, --weights and --set applied as overrides of that stage (validated with the rest
+    of the config), or, when it has no activity stage, the defaults with those flags."""
+    from pipeline.errors import ConfigError
+
+    index = activity_index(path)
+    if index is None:
+        chain = load_chain(path)
+        return chain, activity_params(classifier or "rules", weights, settings)
+    lines = [f"stages[{index}].{k}={v}" for k, v in (("classifier", classifier), ("weights", weights)) if v]
+    for item in settings or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. hysteresis_k=4")
+        lines.append(f"stages[{index}].{key.strip()}={value}")
+    chain = load_chain(path, lines)
+    return chain, chain.activity
+
+
 def run(args) -> int:
-    params = activity_params(args.classifier, args.weights, args.set)
+    chain = None
+    if getattr(args, "config", None):
+        chain, params = config_chain(args.config, args.classifier, args.weights, args.set)
+    else:
+        params = activity_params(args.classifier or "rules", args.weights, args.set)
+    detector = check_detector(args.detector, chain)
     specs = scene_specs(args)
+    if chain is not None:
+        print(f"chain ({chain.origin}): {chain.describe(detector)}; activity: {params.classifier}"
+              f"{' ' + str(params.weights) if params.classifier == 'temporal' else ''}", flush=True)
 
     def show(key, s):
         print(f"{key}: accuracy {s['accuracy']:.3f} (strict {s['strict_accuracy']:.3f}) "
               f"coverage {s['coverage']:.3f} counted {s['counted']}", flush=True)
 
-    result = evaluate(specs, params, args.detector, iou=args.iou, min_visibility=args.min_visibility,
-                      min_age=args.min_age, settle=args.settle, progress=show)
-    print(f"OVERALL ({args.classifier}, detector {args.detector}): accuracy {result['accuracy']:.4f}, "
+    result = evaluate(specs, params, detector, iou=args.iou, min_visibility=args.min_visibility,
+                      min_age=args.min_age, settle=args.settle, progress=show, chain=chain)
+    boxes = detector if chain is None else ("gt" if detector == "gt" else chain.boxes)
+    print(f"OVERALL ({params.classifier}, detector {boxes}{', config ' + chain.origin if chain else ''}): accuracy {result['accuracy']:.4f}, "
           f"strict {result['strict_accuracy']:.4f}, coverage {result['coverage']:.4f} "
           f"({result['counted']} of {result['visible']} visible figure-frames)")
     print(format_confusion(result))

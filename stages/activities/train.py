@@ -1,11 +1,13 @@
 """Train the temporal activity model on labelled tracks from generated street scenes.
 
     vidpipe train activity --out weights.pt [--seeds 0-39] [--frames 300] [--detector gt]
-                           [--epochs 40] [--cache DIR] [--val-seeds 40-44]
+                           [--epochs 40] [--cache DIR] [--val-seeds 40-44] [--config configs/default.yaml]
     python -m stages.activities.train ...
 
 Each scene (seed < 1000: seeds >= 1000 are reserved for evaluation and refused) runs through the
-real stages (boxes -> track -> flow -> activity, see stages.activities.dataset); the activity
+real stages (boxes -> track -> flow -> activity, see stages.activities.dataset; with --config FILE
+that pipeline config's own background/motion/detect/track/flow/activity stages and params, so the
+model learns from the boxes and features the config's chain makes); the activity
 stage's own window features (Detections.data["activity_features"]) of every track, with the label
 of the ground-truth figure the track matches by IoU (ignored where it matches none or the figure
 is less than half visible), form one sequence per track. The causal conv net
@@ -22,15 +24,26 @@ from pathlib import Path
 import numpy as np
 
 from . import LABELS
-from .dataset import EVAL_SEED_MIN, SceneSpec, build_stages, label_index, run_scene
+from .dataset import EVAL_SEED_MIN, ChainConfig, SceneSpec, build_stages, label_index, load_chain, run_scene
 from .features import FEATURES
 
 
-def collect(spec: SceneSpec, detector: str = "gt", min_visibility: float = 0.5) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(features (T,F) float32, labels (T,) int64 with -1 = ignore)] per track of one scene."""
+def feature_params(chain: ChainConfig | None = None):
+    """The activity params that collect features: the config's activity stage's (its windows, focal,
+    flow use, ...) or the defaults, with features written, no events and no model to load."""
+    from dataclasses import replace
+
     from stages.activity import ActivityParams
 
-    chain = build_stages(detector, ActivityParams(write_features=True, events=False), seed=spec.seed)
+    base = chain.activity if chain is not None and chain.activity is not None else ActivityParams()
+    return replace(base, write_features=True, events=False, classifier="rules", weights=None)
+
+
+def collect(spec: SceneSpec, detector: str = "gt", min_visibility: float = 0.5,
+            chain: ChainConfig | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(features (T,F) float32, labels (T,) int64 with -1 = ignore)] per track of one scene.
+    `chain`: a pipeline config's stages (dataset.load_chain; `detector` "gt" or "config")."""
+    chain = build_stages(detector, feature_params(chain), seed=spec.seed, chain=chain)
     seqs: dict[int, list] = {}
     for r in run_scene(spec, chain):
         if r.features is None:
@@ -45,18 +58,21 @@ def collect(spec: SceneSpec, detector: str = "gt", min_visibility: float = 0.5) 
     return out
 
 
-def load_or_collect(seeds, frames: int, detector: str, cache: Path | None, log=print) -> list:
+def load_or_collect(seeds, frames: int, detector: str, cache: Path | None, log=print,
+                    chain: ChainConfig | None = None) -> list:
     data = []
+    # the feature count (and the config chain's hash) in the name: a cache from a build with other
+    # features, or from another chain, is not reused
+    tag = f"{detector}_" + (f"cfg{chain.digest()}_" if chain is not None else "")
     for seed in seeds:
-        # the feature count in the name: a cache from a build with other features is not reused
-        path = None if cache is None else cache / f"{detector}_{seed}_{frames}_f{len(FEATURES)}.npz"
+        path = None if cache is None else cache / f"{tag}{seed}_{frames}_f{len(FEATURES)}.npz"
         if path is not None and path.is_file():
             with np.load(path) as z:
                 n = int(z["n"])
                 data += [(z[f"x{i}"], z[f"y{i}"]) for i in range(n)]
             continue
         t0 = time.perf_counter()
-        seqs = collect(SceneSpec(seed, n_frames=frames), detector)
+        seqs = collect(SceneSpec(seed, n_frames=frames), detector, chain=chain)
         log(f"seed {seed}: {len(seqs)} tracks, {sum(len(y) for _, y in seqs)} rows, {time.perf_counter() - t0:.1f} s")
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +161,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0-39", help="training scene seeds (< 1000)")
     parser.add_argument("--val-seeds", default="", help="held-out seeds (< 1000) for a validation accuracy")
     parser.add_argument("--frames", type=int, default=300, help="frames per scene")
-    parser.add_argument("--detector", default="gt", choices=("gt", "motion", "yolox"), help="boxes (see eval)")
+    parser.add_argument("--config", metavar="FILE", help="collect through this pipeline config's stages "
+                        "(background, motion, detect, track, flow, activity: those it has, its order and params; "
+                        "process: ignored) instead of the built-in chain")
+    parser.add_argument("--detector", default=None, choices=("gt", "motion", "yolox"),
+                        help="boxes (see eval; default gt, with --config the config's box stages)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--cache", metavar="DIR", help="keep the collected features here (reused by later runs)")
@@ -155,7 +175,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pipeline.errors import ConfigError
 
-    from .evaluate import parse_seeds
+    from .evaluate import check_detector, parse_seeds
     from .temporal import save_weights
 
     try:
@@ -167,12 +187,16 @@ def run(args) -> int:
         raise ConfigError(f"--seeds: seeds >= {EVAL_SEED_MIN} are reserved for evaluation, got {bad[:5]}")
     if not seeds:
         raise ConfigError("--seeds: expected at least one seed")
+    chain = load_chain(args.config) if getattr(args, "config", None) else None
+    detector = check_detector(args.detector, chain)
+    if chain is not None:
+        print(f"chain ({chain.origin}): {chain.describe(detector)}", flush=True)
     cache = Path(args.cache) if args.cache else None
-    data = load_or_collect(seeds, args.frames, args.detector, cache)
+    data = load_or_collect(seeds, args.frames, detector, cache, chain=chain)
     net = train(data, epochs=args.epochs, hidden=args.hidden, device=args.device)
     print(f"train accuracy (per step): {accuracy(net, data):.4f}")
     if val:
-        print(f"validation accuracy (per step): {accuracy(net, load_or_collect(val, args.frames, args.detector, cache)):.4f}")
+        print(f"validation accuracy (per step): {accuracy(net, load_or_collect(val, args.frames, detector, cache, chain=chain)):.4f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_weights(args.out, net.cpu(), LABELS, FEATURES)
     print(f"wrote {args.out}")
