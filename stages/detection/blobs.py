@@ -136,12 +136,37 @@ def split_columns(small: np.ndarray, boxes: np.ndarray, pixels: np.ndarray, rati
     return np.array(out_b, np.float32)[order], np.array(out_p, np.int64)[order]
 
 
-def motion_boxes(mask, factor: int = 2, fill: float = 0.5, min_fragment: int = 16, merge_gap: float | None = 2.0,
-                 min_area: int = 150, max_area: float = 0.5, max_fragments: int = 512,
-                 split_ratio: float | None = None, split_valley: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+def scaled_sizes(width: int, ref_width: int | None, downscale: int = 2, max_width: int | None = None,
+                 min_fragment: float = 16, merge_gap: float | None = 2.0, min_area: float = 150,
+                 split_min_width: float = 8) -> dict:
+    """The motion_boxes sizes for a mask `width` pixels wide from sizes given in pixels of a frame
+    `ref_width` wide (None: of the mask itself): lengths times k = width / ref_width, areas times
+    k^2; the reduction factor: `downscale`, or more to work at most `max_width` cells wide.
+    Convention: -> dict(factor, min_fragment, merge_gap, min_area, split_min_width), mask pixels."""
+    if width < 1:
+        raise ValueError(f"width: expected >= 1 pixel, got {width}")
+    if ref_width is not None and ref_width < 1:
+        raise ValueError(f"ref_width: expected >= 1 pixel or None, got {ref_width}")
+    if max_width is not None and max_width < 1:
+        raise ValueError(f"max_width: expected >= 1 pixel or None, got {max_width}")
+    if downscale < 1:
+        raise ValueError(f"downscale: expected an integer >= 1, got {downscale}")
+    k = 1.0 if ref_width is None else width / ref_width
+    factor = int(downscale) if max_width is None else max(int(downscale), -(-width // max_width))
+    return dict(factor=factor, min_fragment=min_fragment * k * k,
+                merge_gap=None if merge_gap is None else merge_gap * k, min_area=min_area * k * k,
+                split_min_width=split_min_width * k)
+
+
+def motion_boxes(mask, factor: int = 2, fill: float = 0.5, min_fragment: float = 16, merge_gap: float | None = 2.0,
+                 min_area: float = 150, max_area: float = 0.5, max_fragments: int = 512,
+                 split_ratio: float | None = None, split_valley: float = 0.4,
+                 split_min_width: float = 8) -> tuple[np.ndarray, np.ndarray]:
     """Object boxes (N,4) float32 xyxy (full-res px, clipped to the mask) and their foreground pixel
     counts (N,) int64 from a foreground mask; see the module docstring for the steps. Sizes
-    (min_fragment, min_area, merge_gap) are in full-resolution pixels; max_area a fraction of the frame."""
+    (min_fragment, min_area, merge_gap, split_min_width: the narrowest part a split leaves) are in
+    full-resolution pixels (`scaled_sizes` derives them for another frame width); max_area a
+    fraction of the frame."""
     full_h, full_w = int(mask.shape[0]), int(mask.shape[1])
     small = shrink(mask, factor, fill)
     cell = factor * factor
@@ -152,7 +177,8 @@ def motion_boxes(mask, factor: int = 2, fill: float = 0.5, min_fragment: int = 1
     if merge_gap is not None and len(boxes) > 1:
         boxes, pixels = merge_boxes(boxes, pixels, merge_gap / factor)
     if split_ratio is not None and len(boxes):
-        boxes, pixels = split_columns(small, boxes, pixels, split_ratio, split_valley, max(1, round(8 / factor)))
+        boxes, pixels = split_columns(small, boxes, pixels, split_ratio, split_valley,
+                                       max(1, round(split_min_width / factor)))
     boxes = boxes * factor
     pixels = pixels * cell
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, full_w)
