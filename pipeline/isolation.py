@@ -9,9 +9,10 @@ GIL released.
 What crosses: the fields the stage reads (declared `reads` and `optional_reads`) to the worker,
 and back the fields it writes (`writes`), `meta` and `timings`: the picture and other large arrays
 (mask, flow) through shared memory (pipeline.shared_arrays), the rest pickled through the pipe.
-Frames keep their order (one in flight per stage). The worker is started with the `spawn`
-method (no fork of a threaded process), builds the stage from its class and params, runs
-`setup()` there, and reports errors as one line with the original exception's type. It ignores
+Frames keep their order (one in flight per stage). The worker is forked from a `forkserver`
+(a single-threaded process that imported numpy, OpenCV and torch once: no fork of the threaded
+runner, and no worker importing torch again; `spawn` where there is no forkserver), builds the
+stage from its class and params, runs `setup()` there, and reports errors as one line with the original exception's type. It ignores
 Ctrl-C and SIGTERM: the runner decides when it stops, and `close()` ends it (terminated if it
 hangs); it ends by itself when the parent is gone.
 On a CUDA device a stage that works on the device runs in its thread as usual (device tensors stay
@@ -162,6 +163,24 @@ def _quietly(send, message) -> bool:
 
 
 _START_LOCK = threading.Lock()
+# imported once by the fork server: every worker forked from it starts with them (copy-on-write),
+# instead of each spawned worker importing torch on its own (~1 s of CPU each)
+PRELOAD = ["numpy", "cv2", "torch", "pipeline.isolation"]
+START_METHOD = None       # None: forkserver where the platform has it, else spawn (benchmarks set it)
+
+
+def _start_context():
+    """'forkserver' where the platform has it (Linux, macOS): one single-threaded server process
+    imports PRELOAD once and forks each worker from that state; else 'spawn'."""
+    import multiprocessing
+
+    if START_METHOD is not None:
+        return multiprocessing.get_context(START_METHOD)
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 @contextlib.contextmanager
@@ -219,7 +238,7 @@ class ProcessStage(Stage):
             device = "cpu"            # host work (numpy, OpenCV): its worker needs no GPU
         if self._proc is not None:
             return
-        ctx = multiprocessing.get_context("spawn")
+        ctx = _start_context()
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_worker, name=f"vidpipe-{self.name}", daemon=True,
                                  args=(child, f"{self.cls.__module__}:{self.cls.__qualname__}", self.params,
