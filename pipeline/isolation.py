@@ -225,8 +225,6 @@ class ProcessStage(Stage):
     # ---- lifecycle ----
     def launch(self, context: StageContext, stage_threads: int = 1) -> None:
         """Start the worker (imports and setup run there, in parallel with the other stages')."""
-        import multiprocessing
-
         device = str(context.device)
         if device.startswith("cuda"):
             if not self.host_stage:
