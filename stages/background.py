@@ -112,6 +112,10 @@ class BackgroundStage(Stage):
                 from pipeline.traced import TracedCall
 
                 self._traced = TracedCall(self._model_step, f"{self.name}: trace", mutates=True, enabled=p.trace)
+                if p.trace:
+                    from pipeline.priming import prime
+
+                    prime(self, 3, self._forget_priming)   # the model starts on one frame, traces on the next
             if p.compensate != "none":
                 from stages.segmentation.canvas import CanvasBackground
 
@@ -130,6 +134,10 @@ class BackgroundStage(Stage):
             else:
                 self.model = cv2.createBackgroundSubtractorKNN(history, 25.0 * p.threshold, p.shadows)
                 self.model.setShadowThreshold(p.shadow_ratio)
+
+    def _forget_priming(self) -> None:
+        self.model.reset()
+        self._frames, self._fg_sum, self._ignore = 0, 0.0, None
 
     # ---- per frame ----
     def process(self, frame: Frame) -> Frame:

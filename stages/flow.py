@@ -203,6 +203,17 @@ class FlowStage(Stage):
             self._traced = TracedCall(lambda a, b, f0: torch_flow(p.method, a, b, f0, **kwargs), f"{self.name}: trace",
                                       enabled=p.trace and not kwargs.get("cuda_graph", False))
         self._reset()
+        if self._traced is not None and self._traced.enabled:
+            from pipeline.priming import prime
+
+            # a cold pair (no previous flow) and warm-started pairs, each signature twice: TorchScript
+            # traces on the first call and optimizes on the second
+            prime(self, 4, self._forget_priming)
+            prime(self, 2, self._forget_priming)
+
+    def _forget_priming(self) -> None:
+        self._reset()
+        self.pairs = self.resets = 0
 
     # ---- per frame
     def _scale(self, width: int) -> float:
