@@ -49,8 +49,11 @@ class BackgroundParams:
     shadow_ratio: float = param(0.6, gt=0, lt=1, doc="darkest brightness ratio still called a shadow (MOG2 tau; "
                                 "lower catches deeper shadows and more dark clothing)")
     min_std: float = param(4.0, gt=0, le=100, doc="torch: floor of the per-channel noise standard deviation, levels")
-    open_size: int = param(3, ge=0, le=31, doc="opening element side in processing pixels, odd (0 = off): removes specks")
-    close_size: int = param(5, ge=0, le=31, doc="closing element side in processing pixels, odd (0 = off): fills holes")
+    open_size: int = param(3, ge=0, le=31, doc="opening element side in processing pixels, odd (0 = off): removes "
+                           "specks; not scaled with the processing width (5/9 at a 1080p camera's 640 px halved its "
+                           "MOTA on generated scenes: benchmarks/RESULTS.md)")
+    close_size: int = param(5, ge=0, le=31, doc="closing element side in processing pixels, odd (0 = off): fills holes "
+                            "(processing pixels too, see open_size)")
     compensate: str = param("none", choices=("none", "homography", "plane"),
                             doc="moving camera (torch only): warp the model by a sparse-feature homography or by Frame.plane")
     warmup: int = param(0, ge=0, doc="frames at the start that get an empty mask while the model learns")
