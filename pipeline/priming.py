@@ -2,7 +2,8 @@
 synthetic frames of the source's size before the stream starts, then forgets them. The one-time
 costs (the trace, its check against eager, TorchScript's first optimizing runs: ~0.5 s on the
 default chain) are then paid while the stages set up in parallel, not as a stall of the first
-frames (a live source would drop frames behind it).
+frames (a live source would drop frames behind it). (The detector primes its own way: a trace per
+batch size, on random pixels, in DetectStage._prime.)
 
 Convention: synthetic frames are BGR uint8 (H,W,3) of a smooth random texture that moves one pixel
 right per frame, indices 0..count-1 at 30 frames/s.

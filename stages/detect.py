@@ -176,12 +176,27 @@ class DetectStage(Stage):
         self.rgb = recipe.rgb if p.channels == "auto" else p.channels == "rgb"
         self.scale = recipe.scale if p.pixel_scale is None else p.pixel_scale
         self.keep = self._keep_mask(names, device)
+        if self._traced is not None:
+            self._prime(repeat=2 if device.type == "cuda" else 1)
         self.info = {"model": path.name, "backend": model.backend, "device": str(device),
                      "dtype": str(model.dtype).replace("torch.", ""), "head": head_name,
                      "input": f"{input_hw[0]}x{input_hw[1]}", "classes": len(names), "batch": p.batch,
                      "cuda_graphs": graphs,
                      "one_by_one": model.max_batch == 1 and p.batch > 1}
         context.logger.info("%s: %s", self.name, ", ".join(f"{k} {v}" for k, v in self.info.items()))
+
+    def _prime(self, repeat: int) -> None:
+        """Trace the forward pass for every batch size 1..batch now, on random pixels (on CUDA twice:
+        TorchScript optimizes on the second call): a partial batch (the start or end of a stream, a
+        live source) would otherwise stall on its first trace."""
+        import torch
+
+        model = self.model
+        pixels = torch.rand((self.params.batch, 3, *self.input_hw), generator=torch.Generator().manual_seed(0))
+        x = (pixels * 255 * self.scale).to(model.device, model.dtype)
+        for b in range(1, self.params.batch + 1):
+            for _ in range(repeat):
+                model(x[:b])
 
     def _input_hw(self, model, path, heads) -> tuple[int, int]:
         p = self.params

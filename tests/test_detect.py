@@ -335,3 +335,16 @@ def test_traced_forward_equals_eager(first_frame):
     for image in (first_frame, flipped):
         assert_same(run(traced, [image])[0], run(eager, [image])[0], px=1e-3, score=1e-5)
     assert traced.summary()["trace"] == "1 traced" and "trace" not in eager.summary()
+
+
+def test_every_batch_size_is_traced_in_setup(first_frame):
+    """batch 3, torch backend: setup traces the forward pass for batch sizes 1, 2 and 3 (a partial
+    batch does not stall on its first trace); a 2-frame batch then gives the eager stage's boxes."""
+    model = str(shared_path(*YOLOX))
+    stage = make_stage(model=model, backend="torch", batch=3)
+    assert stage.summary()["trace"] == "3 traced"
+    eager = make_stage(model=model, backend="torch", batch=3, trace=False)
+    flipped = np.ascontiguousarray(first_frame[:, ::-1])
+    for a, b in zip(run(stage, [first_frame, flipped]), run(eager, [first_frame, flipped])):
+        assert_same(a, b, px=1e-3, score=1e-5)
+    assert stage.summary()["trace"] == "3 traced"
