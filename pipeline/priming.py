@@ -44,4 +44,14 @@ def prime(stage, count: int, reset: Callable[[], None]) -> None:
     except Exception as exc:  # noqa: BLE001 - the real frames will say it
         log.debug("%s: priming skipped (%s: %s)", stage.name, type(exc).__name__, exc)
     finally:
+        _sync_cuda()
         reset()
+
+
+def _sync_cuda() -> None:
+    """Let primed device work finish before the stage threads start on their own CUDA streams."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()

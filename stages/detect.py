@@ -197,6 +197,8 @@ class DetectStage(Stage):
         for b in range(1, self.params.batch + 1):
             for _ in range(repeat):
                 model(x[:b])
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)
 
     def _input_hw(self, model, path, heads) -> tuple[int, int]:
         p = self.params
