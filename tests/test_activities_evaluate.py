@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from pipeline.errors import ConfigError
 from stages.activities import evaluate as ev
 from stages.activities import train as tr
 from stages.activities.dataset import GroundTruthBoxes, SceneSpec, build_stages, load_chain
