@@ -112,6 +112,8 @@ class ActivityStage(Stage):
     def __init__(self, params: ActivityParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name)
         p = self.params
+        if p.write_features:   # it then writes detections.data too (which a worker process must send back)
+            self.writes = self.writes | {"tracks"}
         self.extractor = FeatureExtractor(p.short_s, p.medium_s, p.long_s, p.step_s, p.forget_s, p.capacity)
         self.hysteresis = Hysteresis(p.hysteresis_k, p.hysteresis_margin)
         self.classifier = None

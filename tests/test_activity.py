@@ -218,3 +218,17 @@ def test_accuracy_on_a_short_generated_scene(classifier, least):
     s = scorer.summary()
     assert s["counted"] > 500 and s["coverage"] > 0.5
     assert s["accuracy"] >= least, s
+
+
+def test_features_come_back_from_a_worker_process():
+    """write_features: the stage writes detections.data too, so it declares `tracks` among its
+    writes and a worker process (process: true) sends the features back."""
+    from pipeline.isolation import ProcessStage
+    from stages.activities.features import FEATURES
+
+    assert "tracks" in ActivityStage(ActivityParams(write_features=True)).writes
+    assert "tracks" not in ActivityStage(ActivityParams()).writes
+    stage = ProcessStage(ActivityStage, ActivityParams(write_features=True), name="activity")
+    frames = run_stage(stage, 12, lambda k, _: [100 + 2 * k, 100, 140 + 2 * k, 200], ids=(5,))
+    assert frames[10].detections.data["activity_features"].shape == (1, len(FEATURES))
+    assert frames[10].activities[5] in ("standing", "walking", "loitering")
