@@ -152,5 +152,8 @@ class TrackStage(Stage):
         return out
 
     def summary(self) -> dict:
-        return {"algorithm": self.params.algorithm, "tracks": self.tracker.next_id - 1, "split_frames": self.splits,
-                "live": len(self.tracker), "dropped_frames": self.dropped_frames, "resets": self.resets}
+        out = {"algorithm": self.params.algorithm, "tracks": self.tracker.next_id - 1,
+               "live": len(self.tracker), "dropped_frames": self.dropped_frames, "resets": self.resets}
+        if self.params.split:
+            out["split_frames"] = self.splits
+        return out
