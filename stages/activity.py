@@ -14,6 +14,13 @@ with `vidpipe train activity`), and a hysteresis keeps labels from flickering: a
 only after the new one wins `hysteresis_k` frames in a row, or at once with a score margin of
 `hysteresis_margin`.
 
+Ground-plane calibration (`ground`, off by default): four image points of the ground and their
+ground coordinates in metres give the image -> ground homography (stages.activities.ground); the
+foot point's motion is then measured on the ground in metres and divided by `person_height`, so the
+speeds stay in body heights per second (every threshold and the temporal weights keep their units)
+but a walk towards or away from a high camera is as fast as one across the view (see
+stages.activities.features for which features move to the ground).
+
 Events: {"type": "activity_start", "track_id", "activity", "index", "time"} and
 {"type": "activity_end", ..., "duration": seconds, "reason": "changed" | "lost"}.
 """
@@ -28,6 +35,7 @@ from pipeline.params import field_file_errors, param
 from pipeline.stage import Stage, StageContext
 from stages.activities import LABELS
 from stages.activities.features import FEATURES, FeatureExtractor, box_motion_energy, region_flow_stats
+from stages.activities.ground import ground_homography
 from stages.activities.rules import Hysteresis, RuleClassifier, RuleThresholds
 
 
@@ -49,6 +57,21 @@ class RulesParams:
                                   "where the foot confirms it) counts only above this (bh/s) ...")
     depth_noise: float = param(1.0, ge=0, doc="... plus this many standard errors of its own estimate (the box "
                                "height's jitter about its robust trend)")
+
+
+@dataclass
+class GroundParams:
+    image: list[list[float]] = param(default_factory=list, doc="4 [x, y] image points (pixels) on the ground")
+    world: list[list[float]] = param(default_factory=list, doc="the same 4 points' ground coordinates [X, Y] in "
+                                     "metres (X across the view, Y away from the camera keep speed_x / speed_y's "
+                                     "image meaning)")
+
+    def validate(self) -> list[str]:
+        try:
+            ground_homography(self.image, self.world)
+        except ValueError as exc:
+            return [str(exc)]
+        return []
 
 
 @dataclass
@@ -80,6 +103,11 @@ class ActivityParams:
     write_features: bool = param(False, doc="also write the window features and class scores to "
                                  "Frame.detections.data (activity_features, activity_scores; for training)")
     device: str | None = param(None, doc="temporal model device (null: the pipeline's)")
+    ground: GroundParams | None = param(None, doc="ground-plane calibration, {image: [[x, y] x 4] pixels, "
+                                        "world: [[X, Y] x 4] metres}: speeds measured on the ground (metres "
+                                        "/ person_height per second) instead of in the image (null: off)")
+    person_height: float = param(1.7, gt=0, le=10, doc="with ground: one body height in metres (ground "
+                                 "speeds in m/s are divided by it)")
 
     def validate(self) -> list[str]:
         errors = []
@@ -114,7 +142,9 @@ class ActivityStage(Stage):
         p = self.params
         if p.write_features:   # it then writes detections.data too (which a worker process must send back)
             self.writes = self.writes | {"tracks"}
-        self.extractor = FeatureExtractor(p.short_s, p.medium_s, p.long_s, p.step_s, p.forget_s, p.capacity)
+        homography = None if p.ground is None else ground_homography(p.ground.image, p.ground.world)
+        self.extractor = FeatureExtractor(p.short_s, p.medium_s, p.long_s, p.step_s, p.forget_s, p.capacity,
+                                          homography, p.person_height)
         self.hysteresis = Hysteresis(p.hysteresis_k, p.hysteresis_margin)
         self.classifier = None
         self.counts = {name: 0 for name in LABELS}

@@ -16,6 +16,18 @@ as far as the foot moves the same way (on the ground, a body that comes closer g
 moves down the image; a raised arm or sign grows the box with the foot still), with its standard
 error so that the rules can discount detector jitter.
 
+With a ground-plane calibration (`homography`: image pixels -> ground metres, stages.activities.ground)
+the foot point is also mapped onto the ground, and the motion features speed, speed_med, speed_x,
+speed_y, disp_long, path_long, extent_long (and so straight) are measured there in metres and
+divided by `person_height` metres instead of the box height: still body heights (per second), so
+thresholds and learned weights keep their units, but the same walk gives the same speed across the
+view and towards or away from the camera. speed_x / speed_y are then along the ground frame's X and
+Y axes (X across the view and Y away from the camera keep their image-plane meaning). The ground
+speed already holds the motion in depth, so approach_speed is 0 (the rules add nothing twice) and
+speed_3d is the ground speed; depth_speed, depth_rate, foot_rate and approach_noise stay the
+box-scale measurements. Foot points at or above the ground's horizon are left out of the ground
+features (a track with none gets 0 there).
+
 Convention: boxes (N,4) float32 xyxy pixels; time in seconds; flow (2,H,W) float32 pixels per
 frame, channel 0 = dx (numpy array or torch tensor); features (N, len(FEATURES)) float32 in
 FEATURES order; units bh/s (body heights per second), bh, 1/s or ratios as named below.
@@ -25,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from .depth import depth_features
+from .ground import to_ground
 
 FEATURES = (
     "speed",        # |foot velocity| over the short window, bh/s
@@ -61,8 +74,8 @@ FEATURES = (
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
 # ring columns
-_X, _Y, _H, _W, _TOP, _FTOP, _FBOT, _FMX, _FMY, _HASF, _ETOP, _EBOT, _HASE = range(13)
-_NCOL = 13
+_X, _Y, _H, _W, _TOP, _FTOP, _FBOT, _FMX, _FMY, _HASF, _ETOP, _EBOT, _HASE, _GX, _GY, _HASG = range(16)
+_NCOL = 16
 CROP = (16, 40)  # (width, height) of the normalized crops of box_motion_energy
 
 
@@ -210,10 +223,13 @@ class FeatureExtractor:
     time order. Tracks unseen for more than `forget_s` seconds are forgotten.
 
     Convention: see the module docstring; windows in seconds; `capacity` frames of history
-    (the long window is cut short above capacity / long_s frames per second)."""
+    (the long window is cut short above capacity / long_s frames per second); `homography` (3,3)
+    image pixels -> ground metres (stages.activities.ground.ground_homography) or None (image-plane
+    motion); `person_height` metres (one body height on the ground)."""
 
     def __init__(self, short_s: float = 0.5, medium_s: float = 1.0, long_s: float = 3.0,
-                 step_s: float = 0.2, forget_s: float = 1.0, capacity: int = 192) -> None:
+                 step_s: float = 0.2, forget_s: float = 1.0, capacity: int = 192,
+                 homography: np.ndarray | None = None, person_height: float = 1.7) -> None:
         for name, value in (("short_s", short_s), ("medium_s", medium_s), ("long_s", long_s),
                             ("step_s", step_s), ("forget_s", forget_s)):
             if not value > 0:
@@ -222,6 +238,12 @@ class FeatureExtractor:
             raise ValueError(f"windows: expected short_s <= medium_s <= long_s, got {short_s}, {medium_s}, {long_s}")
         if capacity < 4:
             raise ValueError(f"capacity: expected >= 4 frames, got {capacity}")
+        if not person_height > 0:
+            raise ValueError(f"person_height: expected > 0 metres, got {person_height}")
+        if homography is not None and np.asarray(homography).shape != (3, 3):
+            raise ValueError(f"homography: expected (3,3), got {np.asarray(homography).shape}")
+        self.homography = None if homography is None else np.asarray(homography, np.float64)
+        self.person_height = float(person_height)
         self.short_s, self.medium_s, self.long_s = short_s, medium_s, long_s
         self.step_s, self.forget_s, self.capacity = step_s, forget_s, int(capacity)
         self.reset()
@@ -288,6 +310,11 @@ class FeatureExtractor:
         meas[:, _H] = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
         meas[:, _W] = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
         meas[:, _TOP] = boxes[:, 1]
+        if self.homography is not None:
+            g = to_ground(self.homography, meas[:, [_X, _Y]])
+            ok = np.isfinite(g).all(1)
+            meas[:, _GX:_GY + 1] = np.where(ok[:, None], g, 0.0)
+            meas[:, _HASG] = ok
         if flow_stats is not None and dt is not None and dt > 0:
             fs = np.asarray(flow_stats, np.float32).reshape(n, 5)
             meas[:, _FTOP:_FMY + 1] = fs[:, :4] / dt
@@ -352,6 +379,10 @@ class FeatureExtractor:
         sq = ((xy - mean_xy[:, None, :]) ** 2).sum(2)
         out[:, 7] = np.sqrt((w_l * sq).sum(1) / n_l) / h_l
         out[:, 8] = np.where(out[:, 6] > 1e-6, np.clip(out[:, 5] / np.maximum(out[:, 6], 1e-9), 0, 1), 0.0)
+        if self.homography is not None:
+            has_g = data[:, :, _HASG] > 0
+            out[:, [0, 1, 2, 3, 5, 6, 7, 8]] = ground_motion(data[:, :, [_GX, _GY]], t, w_s * has_g, w_m * has_g,
+                                                             w_l * has_g, k, self.person_height)
         out[:, 9] = std_m[:, 3] / h_m
         out[:, 10] = std_m[:, 4] / h_m
         out[:, 11] = std_m[:, 5] / h_m
@@ -375,8 +406,48 @@ class FeatureExtractor:
         # a box growing at rate r is a body at depth Z = f m / h px approaching at r Z = r f m / h
         slope_l, _, _ = _fit(w_l, t, shape[:, :, 2:3])
         out[:, 20] = np.abs(slope_l[:, 0]) * focal_px / h_l
-        out[:, 21] = np.maximum(out[:, 0], out[:, 20])
+        out[:, 21] = np.maximum(out[:, 0], out[:, 20]) if self.homography is None else out[:, 0]
         out[:, 22:26] = depth_features(w_l[:, ::k] > 0, t[::k], shape[:, ::k, 2], data[:, ::k, _Y] / h_l[:, None],
                                        focal_px / h_l)
+        if self.homography is not None:
+            out[:, INDEX["approach_speed"]] = 0.0  # the ground speed already holds the motion in depth
         return out.astype(np.float32)
+
+
+def ground_motion(g: np.ndarray, t: np.ndarray, w_s: np.ndarray, w_m: np.ndarray, w_l: np.ndarray, k: int,
+                  person_height: float) -> np.ndarray:
+    """The motion features from ground positions: [speed, speed_med, speed_x, speed_y, disp_long,
+    path_long, extent_long, straight] (as FEATURES describes them, on the ground).
+
+    Convention: g (M,T,2) ground metres, newest first; t (T,) seconds (<= 0, newest first); w_s,
+    w_m, w_l (M,T) 0/1 weights of the short, medium and long windows (0 where the point is not on
+    the ground); k: the path's step in samples; person_height metres; returns (M,8) float64 in
+    body heights (per second) of person_height metres."""
+    m = len(g)
+    out = np.zeros((m, 8))
+    slope_s, _, _ = _fit(w_s, t, g)
+    slope_m, _, _ = _fit(w_m, t, g)
+    out[:, 0] = np.hypot(slope_s[:, 0], slope_s[:, 1])
+    out[:, 1] = np.hypot(slope_m[:, 0], slope_m[:, 1])
+    out[:, 2:4] = np.abs(slope_m)
+    idx = np.arange(g.shape[1])
+    has = w_l.any(1)
+    first = np.where(has, np.where(w_l > 0, idx, g.shape[1]).min(1), 0)  # newest valid in the window
+    last = np.where(has, (w_l * idx).max(1), 0).astype(int)               # oldest valid
+    rows = np.arange(m)
+    span = np.maximum(t[first] - t[last], 1e-9)
+    disp = np.hypot(*(g[rows, first] - g[rows, last]).T)
+    out[:, 4] = np.where(last > first, disp / span, 0.0)
+    if k < g.shape[1]:
+        pair = w_l[:, :-k] * w_l[:, k:]
+        step = np.hypot(*(g[:, :-k] - g[:, k:]).transpose(2, 0, 1))
+        step_dt = np.maximum(t[:-k] - t[k:], 1e-9)
+        npair = pair.sum(1)
+        out[:, 5] = np.where(npair > 0, (pair * step / step_dt).sum(1) / np.maximum(npair, 1e-9), 0.0)
+    n_l = np.maximum(w_l.sum(1), 1e-9)
+    mean = (w_l[:, :, None] * g).sum(1) / n_l[:, None]
+    out[:, 6] = np.sqrt((w_l * ((g - mean[:, None, :]) ** 2).sum(2)).sum(1) / n_l)
+    out[:, :7] /= person_height
+    out[:, 7] = np.where(out[:, 5] > 1e-6, np.clip(out[:, 4] / np.maximum(out[:, 5], 1e-9), 0, 1), 0.0)
+    return out
 
