@@ -139,12 +139,12 @@ def test_stage_bad_ground_params_name_the_key(ground, message):
 
 
 def test_jitter_of_a_far_standing_person_is_discounted(monkeypatch):
-    import stages.activities.features as features_module
+    import stages.activities.ground as ground_module
 
     hm = ground_homography(IMAGE, WORLD)
 
     def still(noise):
-        monkeypatch.setattr(features_module, "GROUND_NOISE", noise)
+        monkeypatch.setattr(ground_module, "GROUND_NOISE", noise)
         fe, rng, ar = FeatureExtractor(homography=hm), np.random.default_rng(0), np.zeros(4)
         for k in range(120):   # a detector's jitter: 2 % of the box height, correlated over frames (AR 0.8)
             box = np.asarray(walker_box(k / 30, 0.0, start=(0.0, 30.0)))
@@ -152,7 +152,7 @@ def test_jitter_of_a_far_standing_person_is_discounted(monkeypatch):
             out = fe.update(k / 30, [1], [box + ar * 0.02 * (box[3] - box[1])], None, None, F)
         return {name: float(out[0, INDEX[name]]) for name in ("speed", "speed_med", "path_long")}
 
-    noise = features_module.GROUND_NOISE
+    noise = ground_module.GROUND_NOISE
     raw, kept = still(0.0), still(noise)
     assert raw["path_long"] > 0.3   # 30 m away the jitter alone walks 0.4 bh/s in 0.2 s steps (loitering)
     assert kept["path_long"] < 0.14 and kept["speed"] <= raw["speed"] and kept["speed_med"] <= raw["speed_med"]
