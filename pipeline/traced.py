@@ -14,15 +14,24 @@ why). Functions must be free of data-dependent Python control flow (a trace repl
 first call took). Convention: `fn(*args)` takes tensors or None and returns a tensor or a tuple
 of tensors; it must not mutate its inputs unless `mutates=True` (then the check runs the eager
 function on clones).
+
+`share`: a key naming everything the trace bakes in (the stage type and its params, the model
+file, the device). Calls with the same key and signature reuse one trace for the whole process:
+PyTorch never frees the memory a trace took (pytorch/pytorch#35600; ~10-20 MB per traced flow
+step), so a script that runs one config over many files in one process would grow by that much
+per pipeline without it.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Hashable
 
 log = logging.getLogger("vidpipe")
+_SHARED: dict = {}          # (share key, signature) -> trace, for the whole process
+_SHARED_LOCK = threading.Lock()
 
 
 def _signature(args) -> tuple:
@@ -52,16 +61,17 @@ class TracedCall:
     """`fn` traced once per input signature and replayed as one TorchScript call.
 
     tolerance: largest allowed |traced - eager| on the first call (bool outputs: fraction of
-    pixels that differ); max_cache: signatures kept (oldest dropped); enabled=False runs eagerly.
+    pixels that differ); max_cache: signatures kept (oldest dropped); enabled=False runs eagerly;
+    share: see the module docstring (None: this object's traces are its own).
     """
 
     def __init__(self, fn: Callable, name: str, *, tolerance: float = 1e-4, mutates: bool = False,
-                 max_cache: int = 8, enabled: bool = True) -> None:
-        self.fn, self.name = fn, name
+                 max_cache: int = 8, enabled: bool = True, share: Hashable | None = None) -> None:
+        self.fn, self.name, self.share = fn, name, share
         self.tolerance, self.mutates, self.max_cache = tolerance, mutates, max_cache
         self.enabled = enabled
         self.fallback: str | None = None       # why tracing is off, once it was given up
-        self.traces = 0                        # traces made (a new one per new signature)
+        self.traces = 0                        # traces in use (a new one per new signature)
         self._cache: OrderedDict = OrderedDict()
 
     def __call__(self, *args):
@@ -72,7 +82,19 @@ class TracedCall:
         if traced is not None:
             self._cache.move_to_end(key)
             return traced(*[a for a in args if a is not None])
+        if self.share is not None:
+            with _SHARED_LOCK:
+                traced = _SHARED.get((self.share, key))
+            if traced is not None:          # traced and checked by an earlier pipeline in this process
+                self._keep(key, traced)
+                return traced(*[a for a in args if a is not None])
         return self._trace(key, args)
+
+    def _keep(self, key, traced) -> None:
+        if len(self._cache) >= self.max_cache:
+            self._cache.popitem(last=False)
+        self._cache[key] = traced
+        self.traces += 1
 
     def _trace(self, key, args):
         import torch
@@ -102,10 +124,10 @@ class TracedCall:
                     if issubclass(w.category, torch.jit.TracerWarning)]
         if problems:
             log.debug("%s: tracer warnings (result checked): %s", self.name, "; ".join(problems[:3]))
-        if len(self._cache) >= self.max_cache:
-            self._cache.popitem(last=False)
-        self._cache[key] = traced
-        self.traces += 1
+        self._keep(key, traced)
+        if self.share is not None:
+            with _SHARED_LOCK:
+                _SHARED[(self.share, key)] = traced
         return traced(*inputs) if self.mutates else expected
 
     def _give_up(self, reason: str, args):

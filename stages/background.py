@@ -114,7 +114,8 @@ class BackgroundStage(Stage):
             if p.compensate == "none":
                 from pipeline.traced import TracedCall
 
-                self._traced = TracedCall(self._model_step, f"{self.name}: trace", mutates=True, enabled=p.trace)
+                self._traced = TracedCall(self._model_step, f"{self.name}: trace", mutates=True, enabled=p.trace,
+                                          share=("background", repr(p), self.device))
                 if p.trace:
                     from pipeline.priming import prime
 

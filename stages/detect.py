@@ -167,9 +167,12 @@ class DetectStage(Stage):
         if p.trace and model.backend == "torch" and not graphs:
             from pipeline.traced import TracedCall
 
+            stat = path.stat()
             self._traced = model.wrap_run(lambda forward: TracedCall(
                 forward, f"{self.name}: trace", tolerance=1e-3 if half else 1e-4,
-                max_cache=p.batch + 2))                    # every partial batch size has its own
+                max_cache=p.batch + 2,                     # every partial batch size has its own
+                share=("detect", str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(model.device),
+                       str(model.dtype), input_hw)))
         self.head = heads.HEADS[head_name]
         recipe = self.head.recipe
         self.resize = recipe.resize if p.resize == "auto" else p.resize

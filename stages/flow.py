@@ -201,7 +201,8 @@ class FlowStage(Stage):
             kwargs = vars(getattr(p, p.method))
             # CUDA-graph replay keeps per-thread buffers: it and tracing do not mix
             self._traced = TracedCall(lambda a, b, f0: torch_flow(p.method, a, b, f0, **kwargs), f"{self.name}: trace",
-                                      enabled=p.trace and not kwargs.get("cuda_graph", False))
+                                      enabled=p.trace and not kwargs.get("cuda_graph", False),
+                                      share=("flow", p.method, repr(sorted(kwargs.items())), str(self.device)))
         self._reset()
         if self._traced is not None and self._traced.enabled:
             from pipeline.priming import prime

@@ -71,3 +71,53 @@ def test_disabled_is_eager():
     x = torch.rand(1, 1, 16, 16)
     torch.testing.assert_close(traced(x, None), pyramid_energy(x, None))
     assert traced.traces == 0
+
+
+def test_shared_traces_are_made_once_per_process():
+    """share: the same key and signature reuse one trace across objects (PyTorch never frees a
+    trace's memory, so each new pipeline would otherwise add its own); another key traces anew."""
+    import pipeline.traced as traced_module
+
+    made = []
+
+    def counting(image, offset):
+        made.append(1)                      # runs while tracing and for the eager check only
+        return pyramid_energy(image, offset)
+
+    key = ("test", "shared", 1)
+    x, off = torch.rand(1, 1, 32, 32), torch.full((1, 1), 0.25)
+    first, second = TracedCall(counting, "a", share=key), TracedCall(counting, "b", share=key)
+    torch.testing.assert_close(first(x, off), pyramid_energy(x, off), rtol=0, atol=1e-6)
+    calls = len(made)
+    torch.testing.assert_close(second(x, off), pyramid_energy(x, off), rtol=0, atol=1e-6)
+    assert len(made) == calls                                   # the second object traced nothing
+    assert second.traces == 1 and second._cache[next(iter(second._cache))] is first._cache[next(iter(first._cache))]
+    other = TracedCall(counting, "c", share=("test", "shared", 2))
+    other(x, off)
+    assert len(made) > calls and ((key, traced_module._signature((x, off))) in traced_module._SHARED)
+
+
+def test_flow_stages_with_the_same_params_share_their_traces():
+    import logging
+    import threading
+
+    import numpy as np
+
+    from pipeline.frame import Frame
+    from pipeline.params import build_or_raise
+    from pipeline.stage import SourceInfo, StageContext
+    from stages.flow import FlowParams, FlowStage
+
+    def stage(raw):
+        s = FlowStage(build_or_raise(FlowParams, raw))
+        s.setup(StageContext("cpu", SourceInfo("t", 8, 8, 30.0, False), threading.Event(), logging.getLogger("t")))
+        return s
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (64, 96, 3), np.uint8) for _ in range(2)]
+    a, b, c = stage({"scale": 0.5}), stage({"scale": 0.5}), stage({"scale": 0.5, "horn_schunck": {"alpha": 9.0}})
+    for s in (a, b, c):
+        for i, im in enumerate(images):
+            s.process(Frame(i, i / 30, im))
+    (ka, ta), = a._traced._cache.items()
+    assert b._traced._cache[ka] is ta and c._traced._cache[ka] is not ta
