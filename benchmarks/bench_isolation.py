@@ -56,9 +56,9 @@ def measure(cls, size, frames: int, mode: str) -> tuple[float, float]:
     flow = rng.random((2, h // 4, w // 4)).astype(np.float32)
     stage = ProcessStage(cls, name=cls.type_name)
     stage._arrays.inline = mode == "pickled"
-    keep = isolation.shareable
+    keep = isolation.take_large
     if mode == "picture":          # the runner side routes only the picture to a block
-        isolation.shareable = lambda value: False
+        isolation.take_large = lambda fields: {}
     stage.setup(StageContext("cpu", SourceInfo("bench", w, h, 30.0, False), threading.Event(),
                              logging.getLogger("bench")))
     try:
@@ -76,7 +76,7 @@ def measure(cls, size, frames: int, mode: str) -> tuple[float, float]:
         cpu = time.thread_time() - cpu + stage.worker_cpu - worker
     finally:
         stage.close()
-        isolation.shareable = keep
+        isolation.take_large = keep
     return 1e3 * wall / frames, 1e3 * cpu / frames
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from .frame import Frame
 from .params import ConfigError
-from .shared_arrays import SharedArrays, WorkerArrays, shareable
+from .shared_arrays import SharedArrays, WorkerArrays, take_large
 from .stage import Stage, StageContext
 from .stats import peak_rss_mb
 
@@ -109,7 +109,7 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
             cls = getattr(cls, part)
         stage = cls(params, name=name)
         stage.setup(StageContext(device, source, threading.Event(), logging.getLogger(f"vidpipe.{name}"), {}))
-        if stage_threads and "torch" in sys.modules:   # only where the stage uses torch (~200 MB otherwise)
+        if stage_threads and "torch" in sys.modules:   # imported by the fork server, or by the stage
             sys.modules["torch"].set_num_threads(stage_threads)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         _quietly(conn.send, ("error", _describe(exc), process_time(), isinstance(exc, ConfigError)))
@@ -142,8 +142,7 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
                 reply = pickle.dumps(("dropped", None, None, process_time()), protocol=5)
             else:
                 payload = pack(out, returned)
-                back = {key: shared.send(key, payload.pop(key), offers) for key in list(payload)
-                        if shareable(payload[key])}
+                back = {key: shared.send(key, value, offers) for key, value in take_large(payload).items()}
                 if image_back:
                     back["image"] = shared.send("image", out.image, offers)
                 reply = pickle.dumps(("frame", payload, back, process_time()), protocol=5)
@@ -269,7 +268,7 @@ class ProcessStage(Stage):
         if self._inline:
             return self._inner.process(frame)
         data = pack(frame, self._sent)
-        arrays = {"image": frame.image, **{key: data.pop(key) for key in list(data) if shareable(data[key])}}
+        arrays = {"image": frame.image, **take_large(data)}
         message = ("frame", data, self._arrays.send(arrays), self._arrays.offers())
         try:
             self._conn.send_bytes(pickle.dumps(message, protocol=5))

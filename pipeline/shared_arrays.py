@@ -37,6 +37,11 @@ def shareable(value) -> bool:
     return isinstance(value, np.ndarray) and value.nbytes >= MIN_SHARED and not value.dtype.hasobject
 
 
+def take_large(fields: dict) -> dict:
+    """Remove and return the values of `fields` that go through shared memory (see shareable)."""
+    return {key: fields.pop(key) for key in list(fields) if shareable(fields[key])}
+
+
 def _view(shm, shape, dtype):
     import numpy as np
 
@@ -72,7 +77,11 @@ class SharedArrays:
             shm = self.block(("in", key), value.nbytes)
             _view(shm, value.shape, value.dtype)[...] = value
             refs[key] = ("shm", shm.name, value.shape, value.dtype.str)
-            self._count(("in", key))
+        if self.inline:     # /dev/shm ran short part way: the blocks filled before it are released
+            return {key: ("inline", value) for key, value in arrays.items()}
+        for key, ref in refs.items():
+            if ref[0] == "shm":
+                self._count(("in", key))
         return refs
 
     def offers(self) -> dict:

@@ -238,3 +238,20 @@ def test_large_arrays_cross_in_shared_memory_both_ways():
     small = ProcessStage(MarkStage, WorkerParams(), name="mark")
     run(small)
     assert not small._arrays.shared                                      # 32x24: pickled, no blocks
+
+
+def test_dev_shm_short_part_way_sends_everything_inline(monkeypatch):
+    """The picture's block fits, the mask's does not: the whole frame goes inline (the picture's
+    block, just released, must not be named to the worker), with the same results."""
+    import pipeline.shared_arrays as shared
+
+    free = iter([1 << 40])                       # room for the first block only
+    monkeypatch.setattr(shared, "shm_free_bytes", lambda: next(free, 1 << 20))
+    stages = [MaskFlowStage(WorkerParams(), name="maker"), ProcessStage(MaskFlowReader, WorkerParams(), name="reader")]
+    _, sink = run(stages, size=(640, 480))
+    _, ref = run([MaskFlowStage(WorkerParams(), name="maker"), MaskFlowReader(WorkerParams(), name="reader")],
+                 size=(640, 480))
+    assert sink.indices == list(range(12)) and stages[1]._arrays.inline and not stages[1]._arrays.shared
+    for got, want in zip(sink.frames, ref.frames):
+        np.testing.assert_array_equal(got.image, want.image)
+        np.testing.assert_array_equal(got.mask, want.mask)
