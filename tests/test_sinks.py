@@ -279,3 +279,66 @@ def test_time_base_kept_on_frames(tmp_path):
     src = make_video(tmp_path / "tb.mp4", n=3, time_base=Fraction(1, 90000))
     frames, _ = transcode(src, tmp_path / "tb_out.mp4")
     assert all(f.time_base is not None and f.pts is not None for f in frames)
+
+
+# ---------------- video: colour conversion and presets ----------------
+
+def _scene(w=320, h=180, seed=0):
+    """Smooth gradients, flat patches and sharp edges: what a camera picture holds."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.uint8)
+    for _ in range(12):
+        x0, y0 = rng.integers(0, w - 40), rng.integers(0, h - 30)
+        img[y0:y0 + rng.integers(8, 30), x0:x0 + rng.integers(8, 40)] = rng.integers(0, 256, 3)
+    return img
+
+
+def test_yuv_conversion_matches_ffmpeg_swscale():
+    """OpenCV's I420 is FFmpeg's default bgr24 -> yuv420p (BT.601, limited range): the same luma
+    to one level; chroma differs only in how 2x2 blocks are averaged at edges."""
+    import av
+
+    from pipeline.sinks.video import to_yuv420p
+
+    img = _scene()
+    ours = to_yuv420p(img).astype(int)
+    ref = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(format="yuv420p").to_ndarray().astype(int)
+    assert ours.shape == ref.shape == (270, 320)
+    assert np.abs(ours[:180] - ref[:180]).max() <= 1
+    assert np.abs(ours[180:] - ref[180:]).mean() < 1.0
+    # back to BGR, the way a player shows it: no further from the picture than swscale's
+    back = [av.VideoFrame.from_ndarray(np.uint8(a), format="yuv420p").to_ndarray(format="bgr24").astype(int)
+            for a in (ours, ref)]
+    err_ours, err_ref = (np.abs(b - img).mean() for b in back)
+    assert err_ours <= err_ref + 0.05 and err_ours < 3
+
+
+def test_video_colours_survive_encoding(tmp_path):
+    img = _scene(seed=3)
+    sink = VideoSink(VideoParams(path=str(tmp_path / "c.mp4"), crf=12))
+    sink.open(info(320, 180), None)
+    for i in range(3):
+        sink.write(Frame(i, i / 30, img.copy()))
+    sink.close()
+    images, _, _ = decode_all(tmp_path / "c.mp4")
+    assert len(images) == 3
+    err = np.abs(images[-1].astype(int) - img)
+    assert err.mean() < 3 and np.percentile(err, 50) <= 2
+
+
+@pytest.mark.parametrize("size, preset", [((640, 360), "veryfast"), ((1280, 720), "veryfast"),
+                                          ((1920, 1080), "superfast"), ((3840, 2160), "ultrafast")])
+def test_auto_preset_by_picture_size(size, preset):
+    from pipeline.sinks.video import auto_preset
+
+    assert auto_preset(*size) == preset
+
+
+@pytest.mark.parametrize("preset, expected", [("auto", "veryfast"), ("medium", "medium")])
+def test_video_summary_names_the_preset_in_use(tmp_path, preset, expected):
+    sink = VideoSink(VideoParams(path=str(tmp_path / "p.mp4"), preset=preset))
+    sink.open(info(), None)
+    sink.write(Frame(0, 0.0, picture(0, 160, 120)))
+    sink.close()
+    assert sink.summary()["preset"] == expected

@@ -1,5 +1,9 @@
 """Annotated video through PyAV: H.264 (libx264) in mp4, yuv420p, fast-start, the input's
-timestamps. Live runs write fragmented mp4 so that even a killed process leaves a playable file."""
+timestamps. Live runs write fragmented mp4 so that even a killed process leaves a playable file.
+
+Pictures go to yuv420p through OpenCV (BT.601, limited range: the matrix FFmpeg's swscale uses for
+bgr24 by default, at half its CPU time). The x264 preset `auto` picks by picture size, so that
+encoding a 1080p camera does not take a third of a small machine (benchmarks/RESULTS.md)."""
 from __future__ import annotations
 
 import logging
@@ -26,13 +30,31 @@ FRAGMENTED_FLAGS = "frag_keyframe+empty_moov+default_base_moof"
 class VideoParams:
     path: str = param("out/annotated.mp4", path="output", doc="output file; the extension picks the container (mp4, mkv, mov, ts)")
     codec: str = param("libx264", doc="encoder; falls back to libopenh264, then mpeg4 (with a warning) if missing")
-    preset: str = param("veryfast", choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
-                                             "slow", "slower", "veryslow"), doc="x264 speed/size trade-off")
+    preset: str = param("auto", choices=("auto", "ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+                                         "slow", "slower", "veryslow"),
+                        doc="x264 speed/size trade-off; auto: veryfast up to 1280x720 pixels, superfast up to "
+                            "1920x1080, ultrafast above (same quality at a given crf, bigger files)")
     crf: int = param(23, ge=0, le=51, doc="x264 constant quality (lower = better, bigger)")
     threads: int = param(0, ge=0, doc="encoder threads (0 = the encoder's choice)")
     fragmented: bool | Literal["auto"] = param("auto", doc="fragmented mp4, no B-frames (playable after a "
                                                "crash or kill); auto: on for live sources")
     keyframe_interval: float = param(2.0, gt=0, doc="seconds between keyframes (a fragment per keyframe when fragmented)")
+
+
+AUTO_PRESETS = ((1280 * 720, "veryfast"), (1920 * 1080, "superfast"))   # (most pixels, preset)
+
+
+def auto_preset(width: int, height: int) -> str:
+    """The x264 preset `auto` takes for pictures of this size (see VideoParams.preset)."""
+    return next((preset for pixels, preset in AUTO_PRESETS if width * height <= pixels), "ultrafast")
+
+
+def to_yuv420p(picture: np.ndarray) -> np.ndarray:
+    """(H,W,3) uint8 BGR, H and W even -> (3H/2,W) uint8 I420 planes (Y, then U, then V), BT.601
+    limited range: what av.VideoFrame.from_ndarray(..., format="yuv420p") takes."""
+    import cv2
+
+    return cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420)
 
 
 def pick_codec(wanted: str) -> str:
@@ -84,6 +106,7 @@ class VideoSink(Sink):
         self._broken = False
         self.fragmented = False
         self.codec = ""
+        self.preset = ""          # the x264 preset in use (auto resolved at the first frame)
 
     def open(self, info: SourceInfo, context: StageContext | None = None) -> None:
         import av
@@ -136,7 +159,9 @@ class VideoSink(Sink):
         if self.params.threads:
             ctx.thread_count = self.params.threads
         if self.codec == "libx264":
-            ctx.options = {"preset": self.params.preset, "crf": str(self.params.crf)}
+            preset = self.params.preset
+            self.preset = auto_preset(*self._size) if preset == "auto" else preset
+            ctx.options = {"preset": self.preset, "crf": str(self.params.crf)}
 
     def _pts(self, frame: Frame) -> int:
         if self._pts0 is not None and frame.pts is not None and frame.time_base == self._tb:
@@ -163,6 +188,11 @@ class VideoSink(Sink):
                         w, h, tw, th)
         return cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
 
+    def _video_frame(self, picture: np.ndarray):
+        import av
+
+        return av.VideoFrame.from_ndarray(to_yuv420p(picture), format="yuv420p")
+
     def write(self, frame: Frame) -> None:
         import av
 
@@ -171,7 +201,7 @@ class VideoSink(Sink):
                             f"{self.params.path}")
         if self._tb is None:
             self._configure(frame)
-        vf = av.VideoFrame.from_ndarray(self._picture(frame), format="bgr24")
+        vf = self._video_frame(self._picture(frame))
         vf.pts = self._pts(frame)
         vf.time_base = self._tb
         try:
@@ -211,4 +241,7 @@ class VideoSink(Sink):
                  ", fragmented" if self.fragmented else "")
 
     def summary(self) -> dict:
-        return {"path": self.params.path, "frames": self._written, "codec": self.codec, "fragmented": self.fragmented}
+        out = {"path": self.params.path, "frames": self._written, "codec": self.codec, "fragmented": self.fragmented}
+        if self.preset:
+            out["preset"] = self.preset
+        return out
