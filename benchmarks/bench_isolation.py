@@ -1,7 +1,8 @@
 """What a worker stage (`process: true`) costs per frame to ship its frame: a stage that does
 nothing, reading the picture only, or the picture, the foreground mask and a 1/4-scale flow field
-(what planar_track and activity read), at 640x360 and 1080p. Each row runs three ways side by side
-in one process: large arrays through shared-memory blocks (pipeline.shared_arrays); the picture in
+(what planar_track and activity read), at 640x360 and 1080p. Each row runs four ways side by side
+in one process: large arrays through shared-memory blocks (pipeline.shared_arrays), read in place
+by a stage with Stage.input_views or copied out by one without; the picture in
 shared memory and the mask and flow pickled (how it was before the mask and flow had blocks); and
 everything pickled through the pipe (what a short /dev/shm falls back to).
 
@@ -45,16 +46,30 @@ class PictureMaskFlow(Stage):
         return frame
 
 
+class PictureOnlyViews(PictureOnly):
+    """Stage.input_views: reads the arrays in the shared blocks, no copy in the worker."""
+
+    input_views = True
+
+
+class PictureMaskFlowViews(PictureMaskFlow):
+    input_views = True
+
+
+VIEWS = {PictureOnly: PictureOnlyViews, PictureMaskFlow: PictureMaskFlowViews}
+
+
 def measure(cls, size, frames: int, mode: str) -> tuple[float, float]:
-    """(wall ms, CPU ms of runner thread + worker) per frame; mode: shared, picture (only the
-    picture in shared memory) or pickled."""
+    """(wall ms, CPU ms of runner thread + worker) per frame; mode: shared, views (shared, and the
+    stage reads them in place: Stage.input_views), picture (only the picture in shared memory) or
+    pickled."""
     import pipeline.isolation as isolation
     w, h = size
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (h, w, 3), np.uint8)
     mask = (rng.random((h, w)) > 0.9).astype(np.uint8) * 255
     flow = rng.random((2, h // 4, w // 4)).astype(np.float32)
-    stage = ProcessStage(cls, name=cls.type_name)
+    stage = ProcessStage(VIEWS[cls] if mode == "views" else cls, name=cls.type_name)
     stage._arrays.inline = mode == "pickled"
     keep = isolation.take_large
     if mode == "picture":          # the runner side routes only the picture to a block
@@ -85,18 +100,20 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3, help="best of")
     args = ap.parse_args()
-    print(f"{'reads':<22} {'size':>9} {'shared ms':>10} {'picture-only ms':>16} {'pickled ms':>11}"
-          f" {'picture-only/shared':>20} {'pickled/shared':>15}")
+    modes = ("views", "shared", "picture", "pickled")
+    print("wall ms (CPU ms of the runner thread and the worker) per frame, best of", args.repeats)
+    print(f"{'reads':<20} {'size':>9} {'shared, in place':>17} {'shared, copied':>15} {'picture-only':>15}"
+          f" {'pickled':>15}")
     for cls, label in ((PictureOnly, "picture"), (PictureMaskFlow, "picture, mask, flow")):
         for size in ((640, 360), (1920, 1080)):
             best = {}
             for _ in range(args.repeats):
-                for mode in ("shared", "picture", "pickled"):
-                    got = measure(cls, size, args.frames, mode)[0]
+                for mode in modes:
+                    got = measure(cls, size, args.frames, mode)
                     best[mode] = min(best.get(mode, got), got)
-            s, p, k = best["shared"], best["picture"], best["pickled"]
-            print(f"{label:<22} {size[0]:>4}x{size[1]:<4} {s:>10.2f} {p:>16.2f} {k:>11.2f} {p / s:>19.2f}x"
-                  f" {k / s:>14.2f}x", flush=True)
+            cells = [f"{best[m][0]:.2f} ({best[m][1]:.2f})" for m in modes]
+            print(f"{label:<20} {size[0]:>4}x{size[1]:<4} {cells[0]:>17} {cells[1]:>15} {cells[2]:>15} {cells[3]:>15}",
+                  flush=True)
     return 0
 
 

@@ -32,6 +32,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from typing import Any
 
 from .frame import Frame
@@ -115,6 +116,11 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
         _quietly(conn.send, ("error", _describe(exc), process_time(), isinstance(exc, ConfigError)))
         return
     returned, image_back = attributes(stage.writes), "image" in stage.writes
+    # arrays the stage neither keeps nor writes are read in place, in the block (Stage.input_views)
+    copied = set(returned) | ({"image"} if image_back else set())
+    views = stage.input_views
+    if views:   # torch.from_numpy of a view warns that it is read-only: the stage only reads it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     shared = WorkerArrays()
     if not _quietly(conn.send, ("ready", None, process_time(), False)):
         return
@@ -135,7 +141,7 @@ def _worker(conn, cls_path: str, params, name: str, device: str, source, stage_t
                                                    protocol=5))
             return
         try:
-            arrays = {key: shared.receive(key, ref) for key, ref in refs.items()}
+            arrays = {key: shared.receive(key, ref, view=views and key not in copied) for key, ref in refs.items()}
             image = arrays.pop("image")
             out = stage.process(unpack({**data, **arrays}, image))
             if out is None:

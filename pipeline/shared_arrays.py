@@ -147,12 +147,17 @@ class WorkerArrays:
             self.names[which] = name
         return self.blocks[name]
 
-    def receive(self, key: str, ref):
-        """The array the parent sent (a copy: the block is refilled with the next frame)."""
+    def receive(self, key: str, ref, view: bool = False):
+        """The array the parent sent: a copy (the block is refilled with the next frame), or with
+        `view` a read-only view of the block, valid until the worker answers this frame."""
         if ref[0] == "inline":
             return ref[1]
         _, name, shape, dtype = ref
-        return _view(self.get(("in", key), name), shape, dtype).copy()
+        array = _view(self.get(("in", key), name), shape, dtype)
+        if not view:
+            return array.copy()
+        array.flags.writeable = False
+        return array
 
     def send(self, key: str, value, offers: dict):
         """Write an array into the 'out' block the parent offers when it fits; else inline."""

@@ -69,6 +69,10 @@ class Stage:
     writes: ClassVar[frozenset[str]] = frozenset()
     host_stage: ClassVar[bool] = False   # its work is on the host whatever the device (numpy, OpenCV):
     #                                      `process: true` gives it a worker on a GPU run too
+    input_views: ClassVar[bool] = False  # True: process() keeps no reference to the arrays it reads (image,
+    #                                      mask, flow) once it returns, and writes into none it does not
+    #                                      declare: a worker process then hands it read-only views of its
+    #                                      shared-memory blocks instead of copies (6 MB a 1080p picture)
     batch_size: int = 1        # > 1: the runner calls process_batch with up to this many frames
     max_wait: float = 0.0      # seconds the runner may wait to fill a batch (bounds live latency)
 

@@ -224,6 +224,7 @@ class AnnotateStage(Stage):
     Params = AnnotateParams
     optional_reads = frozenset({"detections", "tracks", "flow", "plane", "events", "activities", "mask"})
     writes = frozenset({"image"})
+    input_views = True  # keeps no input array past process() (Stage.input_views)
 
     def setup(self, context) -> None:
         super().setup(context)

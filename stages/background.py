@@ -80,6 +80,7 @@ class BackgroundStage(Stage):
     Params = BackgroundParams
     optional_reads = frozenset({"plane"})
     writes = frozenset({"mask"})
+    input_views = True  # keeps no input array past process() (Stage.input_views)
 
     def __init__(self, params: BackgroundParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name)

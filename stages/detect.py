@@ -116,6 +116,7 @@ class DetectStage(Stage):
     type_name = "detect"
     Params = DetectParams
     writes = frozenset({"detections"})
+    input_views = True  # keeps no input array past process() (Stage.input_views)
 
     def __init__(self, params: DetectParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name)

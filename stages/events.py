@@ -85,6 +85,7 @@ class EventsParams:
 class EventsStage(Stage):
     type_name = "events"
     host_stage = True   # numpy/OpenCV work: a worker process helps on a GPU run too
+    input_views = True  # keeps no input array past process() (Stage.input_views)
     Params = EventsParams
     reads = frozenset({"tracks"})
     writes = frozenset({"events"})

@@ -166,6 +166,7 @@ class FlowStage(Stage):
     Params = FlowParams
     optional_reads = frozenset({"detections", "tracks"})
     writes = frozenset({"flow", "track_flow"})
+    input_views = True  # keeps no input array past process() (Stage.input_views)
 
     def __init__(self, params: FlowParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name)

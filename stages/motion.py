@@ -61,6 +61,7 @@ class MotionStage(Stage):
     Params = MotionParams
     reads = frozenset({"mask"})
     writes = frozenset({"detections"})
+    input_views = True  # keeps no input array past process() (Stage.input_views)
 
     def __init__(self, params: MotionParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name)

@@ -73,6 +73,7 @@ class PlacementStage(Stage):
     reads = frozenset({"plane"})
     optional_reads = frozenset({"mask", "flow"})
     writes = frozenset({"image"})
+    input_views = True  # keeps no input array past process() (Stage.input_views)
 
     def __init__(self, params: PlacementParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name)

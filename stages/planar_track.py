@@ -95,6 +95,7 @@ def _host_mask(mask) -> np.ndarray | None:
 class PlanarTrackStage(Stage):
     type_name = "planar_track"
     host_stage = True   # numpy/OpenCV work: a worker process helps on a GPU run too
+    input_views = True  # keeps no input array past process() (Stage.input_views)
     Params = PlanarTrackParams
     optional_reads = frozenset({"mask"})
     writes = frozenset({"plane"})

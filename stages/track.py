@@ -83,6 +83,7 @@ def build_tracker(params: TrackParams) -> SortTracker:
 class TrackStage(Stage):
     type_name = "track"
     host_stage = True   # numpy/OpenCV work: a worker process helps on a GPU run too
+    input_views = True  # keeps no input array past process() (Stage.input_views)
     Params = TrackParams
     reads = frozenset({"detections"})
     writes = frozenset({"tracks"})

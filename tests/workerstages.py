@@ -115,3 +115,40 @@ class MaskFlowReader(Stage):
         image[..., 2] = frame.mask
         frame.set_image(image)
         return frame
+
+
+class InputProbe(Stage):
+    """Reports (in meta) whether the picture and the mask it got can be written and own their memory."""
+
+    type_name = "input_probe"
+    Params = WorkerParams
+    reads = frozenset({"mask"})
+    writes = frozenset({"detections"})
+
+    def process(self, frame):
+        for name, array in (("image", frame.image), ("mask", frame.mask)):
+            frame.meta[f"{name}_writeable"] = bool(array.flags.writeable)
+            frame.meta[f"{name}_owned"] = bool(array.flags.owndata)
+        frame.meta["image_sum"] = int(frame.image.sum(dtype=np.int64))
+        if self.params.fail_at is not None and frame.index == self.params.fail_at:
+            frame.image[0, 0] = 0          # writes into an input it did not declare
+        return frame
+
+
+class ViewProbe(InputProbe):
+    """The same with Stage.input_views: read-only views of the shared blocks."""
+
+    type_name = "view_probe"
+    input_views = True
+
+
+class ViewDrawer(ViewProbe):
+    """input_views, but declares `image` written: its picture is a copy it may draw on."""
+
+    type_name = "view_drawer"
+    writes = frozenset({"detections", "image"})
+
+    def process(self, frame):
+        frame = super().process(frame)
+        frame.image[0, 0] = (1, 2, 3)
+        return frame
