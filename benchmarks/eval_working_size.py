@@ -2,7 +2,7 @@
 scenes with exact truth, at their own scale and under `max_width` caps, side by side.
 
     OMP_NUM_THREADS=1 python benchmarks/eval_working_size.py [--seeds 1001-1002] [--size 1920x1080]
-        [--frames 240] [--clips DIR] [--background 960,640,480] [--flow 480,320,240]
+        [--frames 240] [--clips DIR] [--background 960,640,480] [--flow 480,320,240] [--chain CONFIG]
 
 - background: masks at each processing width (scale 0.5 = 960 px at 1080p, then max_width caps),
   then the motion and track stages (stage defaults; default.yaml's max_age 10, min_hits 3), scored as
@@ -121,7 +121,17 @@ def main() -> int:
     ap.add_argument("--clips", default="/tmp/vidpipe_working_size")
     ap.add_argument("--background", default="960,640,480", help="processing widths (960 = scale 0.5 at 1080p)")
     ap.add_argument("--flow", default="480,320,240", help="working widths (480 = scale 0.25 at 1080p)")
+    ap.add_argument("--chain", default="none", help="a config whose motion and track settings to score with "
+                    "(e.g. configs/default.yaml); none: the stage defaults with max_age 10, min_hits 3")
     args = ap.parse_args()
+    chain = {"motion": {}, "track": {}}
+    if args.chain != "none":
+        from pipeline import config
+
+        for spec in config.load_yaml(args.chain).get("stages", []):
+            if isinstance(spec, dict) and spec.get("type") in chain:
+                chain[spec["type"]] = {k: v for k, v in spec.items() if k not in ("type", "name", "process")}
+        print(f"motion and track as in {args.chain}: {chain}")
     clips = Path(args.clips)
     clips.mkdir(parents=True, exist_ok=True)
     rows_bg: dict = {}
@@ -132,7 +142,7 @@ def main() -> int:
         images = decode(path, args.frames)
         for width in map(int, args.background.split(",")):
             masks, ms = masks_at(images, width, truth.fps)
-            r = em.run_variant(truth, masks, {"motion": {}, "track": {}})
+            r = em.run_variant(truth, masks, chain if args.chain != "none" else {"motion": {}, "track": {}})
             r["bg_ms"] = ms
             rows_bg.setdefault(width, []).append(r)
             print(f"seed {seed} background {width:>4} px: P {r['precision']:.3f} R {r['recall']:.3f} "
