@@ -2,8 +2,8 @@
 and the same chain with YOLOX-Nano detection in place of motion detection.
 
 For each variant: throughput (target >= 30 fps with motion, >= 15 fps with YOLOX-Nano on the
-2-core development machine), end-to-end latency, peak RSS, and throughput against the bound
-min(1 / slowest thread, cores / CPU per frame) (target >= 90 %), over the whole run and in the steady
+2-core development machine), end-to-end latency, peak RSS (summed over processes) and PSS (pages
+the processes share counted once), and throughput against the bound min(1 / slowest thread, cores / CPU per frame) (target >= 90 %), over the whole run and in the steady
 state (after a tenth of the frames, before the source ends: no warm-up, fill or drain). On a shared
 machine the bound on the cores other processes left is printed too. Variants are interleaved, `--repeats` times; the
 table shows the median run of each; the per-thread breakdown of the last run is printed after it.
@@ -125,7 +125,7 @@ def main() -> int:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; {os.cpu_count()} cores; median of {args.repeats}")
     head = f"{'variant':<19}{'fps':>7}{'target':>8}{'bound':>7}{'fps/bound':>10}{'cores left':>11}" \
            f"{'fps/bound left':>15}{'idle':>6}{'steady fps':>11}{'steady/bound':>13}{'lat p50':>9}{'lat p95':>9}" \
-           f"{'CPU ms/f':>9}{'RSS MiB':>8}  slowest"
+           f"{'CPU ms/f':>9}{'RSS MiB':>8}{'PSS MiB':>8}  slowest"
     print(head)
     print("-" * len(head))
     for variant, rs in runs.items():
@@ -137,7 +137,7 @@ def main() -> int:
               f"{(a.get('steady') or {}).get('fps', float('nan')):>11.1f}"
               f"{100 * (a.get('steady') or {}).get('efficiency', float('nan')):>12.0f}%"
               f"{a['latency_ms']['p50']:>9.0f}{a['latency_ms']['p95']:>9.0f}{a['cpu_ms_per_frame']:>9.2f}"
-              f"{a['peak_rss_mb']:>8.0f}  {a['slowest']} {a['slowest_ms']:.1f} ms")
+              f"{a['peak_rss_mb']:>8.0f}{a.get('peak_pss_mb') or float('nan'):>8.0f}  {a['slowest']} {a['slowest_ms']:.1f} ms")
         each = ", ".join(f"{x['fps']:.1f}" for x in rs)
         print(f"   fps of each run: {each}; median "
               f"{statistics.median(x['fps'] for x in rs):.1f}")

@@ -199,7 +199,8 @@ def analyze(stats: dict, n_cores: int | None = None, others_cores: float | None 
                   "bound_left_fps": bound_left, "efficiency_left": fps / bound_left if bound_left else None}
     return {
         "fps": fps, "frames": stats["frames_written"], "wall_s": stats["wall_s"], "cores": n_cores,
-        "latency_ms": stats["latency_ms"], "peak_rss_mb": stats["peak_rss_mb"], "drops": stats["drops"],
+        "latency_ms": stats["latency_ms"], "peak_rss_mb": stats["peak_rss_mb"],
+        "peak_pss_mb": stats.get("peak_pss_mb"), "drops": stats["drops"],
         "cpu_ms_per_frame": cpu_per_frame, "thread_cpu_ms_per_frame": total_thread_cpu,
         "other_cpu_ms_per_frame": cpu_per_frame - total_thread_cpu,  # library worker threads (x264, FFmpeg, OpenMP)
         "stage_time": "wall" if gpu else "thread_cpu",
@@ -239,7 +240,8 @@ def format_report(a: dict, title: str = "") -> str:
     eff = a["efficiency"]
     lines += [
         f"throughput {a['fps']:.1f} fps ({a['frames']} frames in {a['wall_s']:.2f} s); end-to-end latency "
-        f"p50 {_f(lat['p50'])} ms, p95 {_f(lat['p95'])} ms; {a['drops']} dropped in queues; peak RSS {a['peak_rss_mb']} MiB",
+        f"p50 {_f(lat['p50'])} ms, p95 {_f(lat['p95'])} ms; {a['drops']} dropped in queues; peak RSS {a['peak_rss_mb']} MiB"
+        + (f" (PSS {a['peak_pss_mb']:.0f} MiB: pages the processes share counted once)" if a.get("peak_pss_mb") else ""),
         f"CPU {a['cpu_ms_per_frame']:.2f} ms/frame on {a['cores']} cores; slowest thread {a['slowest']} "
         f"{a['slowest_ms']:.2f} ms/frame ({a['stage_time'].replace('_', ' ')})",
         f"bound min({a['bound_serial_fps']:.1f} serial, {a['bound_cpu_fps']:.1f} CPU) = {a['bound_fps']:.1f} fps, "

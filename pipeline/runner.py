@@ -28,7 +28,7 @@ from .errors import ConfigError, PipelineError, SinkError, SourceError, StageErr
 from .frame import Frame
 from .queues import ABORT, EOS, TIMEOUT, Edge
 from .stage import SourceInfo, Stage, StageContext
-from .stats import RunStats
+from .stats import RunStats, tree_pss_mb
 
 log = logging.getLogger("vidpipe")
 
@@ -84,6 +84,8 @@ class Runner:
         self.stats = RunStats()
         self.stage_stats = []
         self.result: dict | None = None
+        self.peak_pss_mb: float | None = None   # this process and its workers, sampled while waiting
+        self._next_memory_sample = time.monotonic() + 0.5
 
     # ---- control ----
     def stop(self) -> None:
@@ -347,6 +349,7 @@ class Runner:
                 try:
                     if self._join_step(poll):
                         break
+                    self._sample_memory()
                     if progress is not None:
                         progress(self)
                 except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM as the CLI's Terminated
@@ -361,6 +364,17 @@ class Runner:
         if self._error is not None:
             raise self._error
         return self.result
+
+    def _sample_memory(self, every: float = 1.0) -> None:
+        """Peak memory of this process and its workers (PSS, shared pages once), sampled about
+        once a second while the run goes (from 0.5 s on)."""
+        now = time.monotonic()
+        if now < self._next_memory_sample:
+            return
+        self._next_memory_sample = now + every
+        pss = tree_pss_mb()
+        if pss is not None:
+            self.peak_pss_mb = max(self.peak_pss_mb or 0.0, pss)
 
     def _join_step(self, poll: float) -> bool:
         """Join a little; True when threads stuck in process() must be left behind."""
@@ -414,6 +428,7 @@ class Runner:
         workers = [w for w in (getattr(s, "worker_peak_rss_mb", None) for s in self.stages) if w]
         if workers:   # this process's peak plus each worker process's (an upper bound of the total)
             self.result["peak_rss_mb"] = round(self.result["peak_rss_mb"] + sum(workers), 1)
+        self.result["peak_pss_mb"] = self.peak_pss_mb
 
     def _close_all(self) -> None:
         """close() once for everything opened: sinks first (finalize the output), stages, source."""

@@ -4,6 +4,7 @@ sinks) p50/p95 and peak RSS. `RunStats.to_dict()` for the API and benchmarks, `f
 """
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import threading
@@ -24,6 +25,46 @@ def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024, 1)
+
+
+def _descendants(pid: int) -> list[int]:
+    """pid's children, theirs, and so on (Linux /proc; empty elsewhere)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def tree_pss_mb(pid: int | None = None) -> float | None:
+    """Proportional set size of a process and all its descendants together, MiB: each shared page
+    is split between the processes that map it, so the pages worker processes share with their
+    fork server (numpy, OpenCV, torch) count once, where summing their RSS counts them in each.
+    None where /proc/PID/smaps_rollup cannot be read (not Linux)."""
+    pid = os.getpid() if pid is None else pid
+    total, read = 0.0, False
+    for p in [pid] + _descendants(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) / 1024
+                        read = True
+                        break
+        except OSError:
+            continue          # gone meanwhile, or not ours to read
+    return round(total, 1) if read else None
 
 
 class StageStats:
