@@ -1,12 +1,13 @@
 """The whole pipeline on this CPU (issue 10): the default chain on the 640x360 street sample (looped),
 and the same chain with YOLOX-Nano detection in place of motion detection.
 
-For each variant: throughput (target >= 30 fps with motion, >= 15 fps with YOLOX-Nano on the
-2-core development machine), end-to-end latency, peak RSS (summed over processes) and PSS (pages
-the processes share counted once), and throughput against the bound min(1 / slowest thread, cores / CPU per frame) (target >= 90 %), over the whole run and in the steady
-state (after a tenth of the frames, before the source ends: no warm-up, fill or drain). On a shared
-machine the bound on the cores other processes left is printed too. Variants are interleaved, `--repeats` times; the
-table shows the median run of each; the per-thread breakdown of the last run is printed after it.
+For each variant: throughput (target >= 30 fps with motion, >= 15 fps with YOLOX-Nano on the 2-core
+development machine), end-to-end latency, peak RSS (summed over processes) and PSS (pages the
+processes share counted once), and throughput against the bound min(1 / slowest thread, cores / CPU
+per frame) (target >= 90 %), over the whole run and in the steady state (after a tenth of the
+frames, before the source ends: no warm-up, fill or drain). On a shared machine the bound on the
+cores other processes left is printed too. Variants are interleaved, `--repeats` times; the table
+shows the median run of each; the per-thread breakdown of the last run is printed after it.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_pipeline.py [--config configs/default.yaml]
         [--frames 900] [--repeats 3] [--model .../yolox_nano.onnx] [--json out/bench_pipeline.json]
