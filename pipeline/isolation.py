@@ -333,6 +333,11 @@ class ProcessStage(Stage):
         return self._proc.exitcode
 
     # ---- reporting ----
+    @property
+    def has_worker(self) -> bool:
+        """Whether a worker process runs this stage (not on a GPU run's device stages)."""
+        return self._proc is not None and not self._inline
+
     def external_cpu(self) -> float:
         """CPU seconds the worker used since the last call (for the stage's share)."""
         delta, self._cpu_taken = self._cpu - self._cpu_taken, self._cpu

@@ -366,13 +366,14 @@ class Runner:
         return self.result
 
     def _sample_memory(self, every: float = 1.0) -> None:
-        """Peak memory of this process and its workers (PSS, shared pages once), sampled about
-        once a second while the run goes (from 0.5 s on)."""
+        """Peak memory of this process and, when stages run in workers, its child processes (PSS:
+        shared pages once), sampled about once a second while the run goes (from 0.5 s on)."""
         now = time.monotonic()
         if now < self._next_memory_sample:
             return
         self._next_memory_sample = now + every
-        pss = tree_pss_mb()
+        # the fork server and the workers when this run has some (not one an earlier run left)
+        pss = tree_pss_mb(descendants=any(getattr(s, "has_worker", False) for s in self.stages))
         if pss is not None:
             self.peak_pss_mb = max(self.peak_pss_mb or 0.0, pss)
 

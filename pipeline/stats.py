@@ -47,14 +47,14 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def tree_pss_mb(pid: int | None = None) -> float | None:
-    """Proportional set size of a process and all its descendants together, MiB: each shared page
-    is split between the processes that map it, so the pages worker processes share with their
-    fork server (numpy, OpenCV, torch) count once, where summing their RSS counts them in each.
-    None where /proc/PID/smaps_rollup cannot be read (not Linux)."""
+def tree_pss_mb(pid: int | None = None, descendants: bool = True) -> float | None:
+    """Proportional set size of a process and (by default) all its descendants together, MiB: each
+    shared page is split between the processes that map it, so the pages worker processes share
+    with their fork server (numpy, OpenCV, torch) count once, where summing their RSS counts them
+    in each. None where /proc/PID/smaps_rollup cannot be read (not Linux)."""
     pid = os.getpid() if pid is None else pid
     total, read = 0.0, False
-    for p in [pid] + _descendants(pid):
+    for p in [pid] + (_descendants(pid) if descendants else []):
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:

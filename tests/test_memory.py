@@ -75,3 +75,20 @@ def test_runner_reports_peak_pss_with_workers():
     stats = Pipeline(FakeSource(count=12, width=64, height=48), [stage], [FakeSink()], device="cpu",
                      print_stats=False).run()
     assert stats["peak_pss_mb"] is not None and 0 < stats["peak_pss_mb"] < stats["peak_rss_mb"]
+
+
+def test_runner_without_workers_counts_only_its_process():
+    """A run in threads does not count child processes it did not start (e.g. a fork server an
+    earlier run with workers left)."""
+    from fakes import FakeSink, FakeSource
+    from pipeline import Pipeline
+    from workerstages import MarkStage, WorkerParams
+
+    pid, release = _forked(96)
+    try:
+        stats = Pipeline(FakeSource(count=12, width=64, height=48), [MarkStage(WorkerParams(burn=0.1))],
+                         [FakeSink()], device="cpu", print_stats=False).run()
+        assert stats["peak_pss_mb"] is not None
+        assert stats["peak_pss_mb"] < tree_pss_mb() - 85          # the child's 96 MB are not in it
+    finally:
+        release()
