@@ -177,5 +177,6 @@ def format_table(stats: dict) -> str:
     lat = stats["latency_ms"]
     lines.append(f"{stats['frames_written']} frames written of {stats['frames_read']} read in {stats['wall_s']:.2f} s: "
                  f"{_fmt(stats['fps'])} fps, end-to-end latency p50 {_fmt(lat['p50'])} ms, p95 {_fmt(lat['p95'])} ms, "
-                 f"{stats['drops']} dropped in queues, peak RSS {stats['peak_rss_mb']} MiB")
+                 f"{stats['drops']} dropped in queues, peak RSS {stats['peak_rss_mb']} MiB"
+                 + (f" (PSS {stats['peak_pss_mb']:.0f} MiB: shared pages once)" if stats.get("peak_pss_mb") else ""))
     return "\n".join(lines)
