@@ -142,7 +142,7 @@ def main() -> int:
         images = decode(path, args.frames)
         for width in map(int, args.background.split(",")):
             masks, ms = masks_at(images, width, truth.fps)
-            r = em.run_variant(truth, masks, chain if args.chain != "none" else {"motion": {}, "track": {}})
+            r = em.run_variant(truth, masks, chain)
             r["bg_ms"] = ms
             rows_bg.setdefault(width, []).append(r)
             print(f"seed {seed} background {width:>4} px: P {r['precision']:.3f} R {r['recall']:.3f} "
